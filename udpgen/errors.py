@@ -1,0 +1,35 @@
+"""The project's exception types.
+
+Every problem with user input (a file, a config value, a command-line argument) raises a subclass of
+:class:`UdpgenError`, so callers (and the CLI) can catch one type and print one line.
+"""
+from __future__ import annotations
+
+import os
+
+
+class UdpgenError(Exception):
+    """Base class of every error udpgen raises on purpose."""
+
+
+class FormatError(UdpgenError):
+    """A file is not what its format says it should be.
+
+    Attributes:
+        path: the file (str), or '<bytes>' when parsing an in-memory buffer.
+        offset: byte offset where the bad field starts (int), or None for text formats / whole-file problems.
+        field: dotted name of the field being read, e.g. ``vertices[12].weights`` or ``header.magic``.
+        reason: what is wrong, including the value received where there is one.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, offset: int | None, field: str, reason: str):
+        self.path = str(path) if path is not None else "<bytes>"
+        self.offset = offset
+        self.field = field
+        self.reason = reason
+        where = f"byte {offset}" if offset is not None else "file"
+        super().__init__(f"{self.path}: {field} at {where}: {reason}")
+
+
+class ModelError(UdpgenError):
+    """A model is readable but cannot be used for what was asked (e.g. missing standard bones)."""
