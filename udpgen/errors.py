@@ -18,7 +18,8 @@ class FormatError(UdpgenError):
     Attributes:
         path: the file (str), or '<bytes>' when parsing an in-memory buffer.
         offset: byte offset where the bad field starts (int), or None for text formats / whole-file problems.
-        field: dotted name of the field being read, e.g. ``vertices[12].weights`` or ``header.magic``.
+        field: dotted name of the field being read, e.g. ``vertices[12].weights`` or ``header.magic``;
+            '' for problems with the file as a whole (missing, a directory).
         reason: what is wrong, including the value received where there is one.
     """
 
@@ -27,8 +28,8 @@ class FormatError(UdpgenError):
         self.offset = offset
         self.field = field
         self.reason = reason
-        where = f"byte {offset}" if offset is not None else "file"
-        super().__init__(f"{self.path}: {field} at {where}: {reason}")
+        where = f"{field} at byte {offset}: " if offset is not None else f"{field}: " if field else ""
+        super().__init__(f"{self.path}: {where}{reason}")
 
 
 class ModelError(UdpgenError):

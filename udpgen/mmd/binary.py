@@ -28,16 +28,16 @@ INDEX_DTYPES = {1: (np.dtype("i1"), np.dtype("u1")), 2: (np.dtype("<i2"), np.dty
                 4: (np.dtype("<i4"), np.dtype("<i4"))}
 
 
-def read_file_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+def read_file_bytes(path: str | os.PathLike) -> bytes:
     """Read a whole file, turning OS problems (missing, a directory, unreadable) into FormatError."""
     p = os.fspath(path)
     if os.path.isdir(p):
-        raise FormatError(p, None, what, "is a directory, expected a file")
+        raise FormatError(p, None, "", "is a directory, expected a file")
     try:
         with open(p, "rb") as f:
             return f.read()
     except OSError as e:
-        raise FormatError(p, None, what, f"cannot read: {e.strerror or e}") from None
+        raise FormatError(p, None, "", f"cannot read: {e.strerror or e}") from None
 
 
 class BinaryReader:

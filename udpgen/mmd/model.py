@@ -109,7 +109,7 @@ class Material:
     texture_index: int = -1
     sphere_index: int = -1
     sphere_mode: int = 0                # 0 off, 1 multiply, 2 add, 3 sub-texture
-    toon_shared: bool = True
+    toon_shared: bool = False
     toon_index: int = -1                # shared: 0..9 (toon01..toon10), else a texture index; -1 none
     memo: str = ""
     face_count: int = 0                 # triangles (the file stores 3x this as an index count)
