@@ -11,6 +11,7 @@ import struct
 
 import numpy as np
 
+from udpgen.atomic import write_bytes_atomic
 from udpgen.mmd.binary import INDEX_DTYPES
 from udpgen.mmd.model import BoneFlag, Model, MorphKind, WeightType
 from udpgen.mmd.pmx import (_JOINT_VECS, _MAT, _RIGID, BONES_PER_TYPE, MAGIC, Header, _deform_sizes,
@@ -200,9 +201,5 @@ def pmx_bytes(model: Model, *, encoding: str | None = None, version: float | Non
 
 
 def write_pmx(model: Model, path: str | os.PathLike, **kw) -> None:
-    """Write ``model`` to ``path`` atomically (temp file + rename)."""
-    data = pmx_bytes(model, **kw)
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    """Write ``model`` to ``path`` atomically (temp file + rename); ``kw`` as for :func:`pmx_bytes`."""
+    write_bytes_atomic(path, pmx_bytes(model, **kw))

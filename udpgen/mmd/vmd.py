@@ -42,6 +42,7 @@ import os
 
 import numpy as np
 
+from udpgen.atomic import write_bytes_atomic
 from udpgen.errors import FormatError
 from udpgen.mmd.binary import BinaryReader, read_file_bytes
 from udpgen.mmd.model import BoneKeys, CameraKeys, IKKey, LightKeys, MorphKeys, Motion, ShadowKeys
@@ -317,18 +318,8 @@ def _read_ik(r: BinaryReader) -> tuple[IKKey, ...]:
 # ------------------------------------------------------------------------------------------------
 
 def write_vmd(motion: Motion, path: str | os.PathLike) -> None:
-    """Write ``motion`` to ``path`` atomically (``path + '.tmp'`` then :func:`os.replace`)."""
-    data = vmd_bytes(motion)
-    final = os.fspath(path)
-    tmp = final + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``motion`` to ``path`` atomically (temp file + rename)."""
+    write_bytes_atomic(path, vmd_bytes(motion))
 
 
 def vmd_bytes(motion: Motion) -> bytes:

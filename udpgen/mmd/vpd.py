@@ -32,6 +32,7 @@ import re
 
 import numpy as np
 
+from udpgen.atomic import write_bytes_atomic
 from udpgen.errors import FormatError
 from udpgen.mmd.binary import read_file_bytes
 from udpgen.mmd.model import Pose
@@ -219,18 +220,8 @@ def vpd_bytes(pose: Pose) -> bytes:
 
 
 def write_vpd(pose: Pose, path: str | os.PathLike) -> None:
-    """Write ``pose`` to ``path`` atomically (``path + '.tmp'`` then :func:`os.replace`)."""
-    data = vpd_bytes(pose)
-    final = os.fspath(path)
-    tmp = final + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``pose`` to ``path`` atomically (temp file + rename)."""
+    write_bytes_atomic(path, vpd_bytes(pose))
 
 
 def _check_name(name: str, field: str) -> None:
