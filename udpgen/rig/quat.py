@@ -1,0 +1,135 @@
+"""Quaternion and rigid-transform helpers on numpy arrays (float64), batched over leading axes.
+
+Quaternions are (..., 4) arrays (x, y, z, w) acting on column vectors: ``mul(a, b)`` applies ``b`` first.
+The maths is frame-agnostic algebra, so it runs directly in MMD's left-handed coordinates.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
+
+
+def normalize(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions; zero-length inputs become the identity (MMD treats them as 'no rotation')."""
+    q = np.asarray(q, np.float64)
+    n = np.linalg.norm(q, axis=-1, keepdims=True)
+    out = np.where(n > 1e-12, q / np.where(n > 1e-12, n, 1.0), IDENTITY)
+    return out
+
+
+def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a * b (rotation b, then a); broadcasts."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    ax, ay, az, aw = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bx, by, bz, bw = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = aw * bx + ax * bw + ay * bz - az * by
+    out[..., 1] = aw * by - ax * bz + ay * bw + az * bx
+    out[..., 2] = aw * bz + ax * by - ay * bx + az * bw
+    out[..., 3] = aw * bw - ax * bx - ay * by - az * bz
+    return out
+
+
+def conj(q: np.ndarray) -> np.ndarray:
+    """Inverse of a unit quaternion."""
+    return np.asarray(q, np.float64) * np.array([-1.0, -1.0, -1.0, 1.0])
+
+
+def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors v (..., 3) by unit quaternions q (..., 4)."""
+    q = np.asarray(q, np.float64)
+    u, w = q[..., :3], q[..., 3:4]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
+
+
+def to_matrix(q: np.ndarray) -> np.ndarray:
+    """(..., 4) unit quaternions -> (..., 3, 3) rotation matrices (column-vector convention)."""
+    q = np.asarray(q, np.float64)
+    x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    m = np.empty(q.shape[:-1] + (3, 3))
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz, wx, wy, wz = x * y, x * z, y * z, w * x, w * y, w * z
+    m[..., 0, 0] = 1 - 2 * (yy + zz)
+    m[..., 0, 1] = 2 * (xy - wz)
+    m[..., 0, 2] = 2 * (xz + wy)
+    m[..., 1, 0] = 2 * (xy + wz)
+    m[..., 1, 1] = 1 - 2 * (xx + zz)
+    m[..., 1, 2] = 2 * (yz - wx)
+    m[..., 2, 0] = 2 * (xz - wy)
+    m[..., 2, 1] = 2 * (yz + wx)
+    m[..., 2, 2] = 1 - 2 * (xx + yy)
+    return m
+
+
+def from_matrix(m: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions with w >= 0 (Shepperd's method)."""
+    m = np.asarray(m, np.float64)
+    flat = m.reshape(-1, 3, 3)
+    out = np.empty((flat.shape[0], 4))
+    tr = flat[:, 0, 0] + flat[:, 1, 1] + flat[:, 2, 2]
+    # Pick the largest of w, x, y, z to divide by, for stability.
+    cand = np.stack([tr, flat[:, 0, 0], flat[:, 1, 1], flat[:, 2, 2]], 1)
+    k = np.argmax(cand, 1)
+    for i in range(flat.shape[0]):
+        r = flat[i]
+        if k[i] == 0:
+            s = np.sqrt(max(tr[i] + 1.0, 1e-300)) * 2
+            out[i] = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s]
+        elif k[i] == 1:
+            s = np.sqrt(max(1.0 + r[0, 0] - r[1, 1] - r[2, 2], 1e-300)) * 2
+            out[i] = [0.25 * s, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s, (r[2, 1] - r[1, 2]) / s]
+        elif k[i] == 2:
+            s = np.sqrt(max(1.0 + r[1, 1] - r[0, 0] - r[2, 2], 1e-300)) * 2
+            out[i] = [(r[0, 1] + r[1, 0]) / s, 0.25 * s, (r[1, 2] + r[2, 1]) / s, (r[0, 2] - r[2, 0]) / s]
+        else:
+            s = np.sqrt(max(1.0 + r[2, 2] - r[0, 0] - r[1, 1], 1e-300)) * 2
+            out[i] = [(r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s, (r[1, 0] - r[0, 1]) / s]
+    out *= np.where(out[:, 3:4] < 0, -1.0, 1.0)
+    return normalize(out).reshape(m.shape[:-2] + (4,))
+
+
+def from_axis_angle(axis: np.ndarray, angle) -> np.ndarray:
+    """Rotation by ``angle`` radians about unit ``axis`` (..., 3)."""
+    axis = np.asarray(axis, np.float64)
+    half = 0.5 * np.asarray(angle, np.float64)[..., None]
+    return np.concatenate([axis * np.sin(half), np.cos(half)], axis=-1)
+
+
+def to_axis_angle(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit quaternions -> (unit axis (..., 3), angle (...,) in [0, 2 pi)); identity gives axis (1, 0, 0)."""
+    q = np.asarray(q, np.float64)
+    s = np.linalg.norm(q[..., :3], axis=-1)
+    angle = 2.0 * np.arctan2(s, q[..., 3])
+    axis = np.where(s[..., None] > 1e-12, q[..., :3] / np.where(s > 1e-12, s, 1.0)[..., None], [1.0, 0.0, 0.0])
+    return axis, angle
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t) -> np.ndarray:
+    """Spherical interpolation from a to b along the shorter arc; t outside [0, 1] extrapolates
+    (MMD append ratios of -1, -0.5 and 2 occur). Broadcasts over leading axes."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    t = np.asarray(t, np.float64)[..., None]
+    d = np.sum(a * b, axis=-1, keepdims=True)
+    b = np.where(d < 0, -b, b)
+    d = np.abs(d)
+    theta = np.arccos(np.clip(d, -1.0, 1.0))
+    sin = np.sin(theta)
+    small = sin < 1e-6
+    safe = np.where(small, 1.0, sin)
+    wa = np.where(small, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
+    wb = np.where(small, t, np.sin(t * theta) / safe)
+    return normalize(wa * a + wb * b)
+
+
+def compose(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """(..., 4) quaternions and (..., 3) translations -> (..., 4, 4) homogeneous matrices."""
+    rotation = np.asarray(rotation, np.float64)
+    m = np.zeros(rotation.shape[:-1] + (4, 4))
+    m[..., :3, :3] = to_matrix(rotation)
+    m[..., :3, 3] = translation
+    m[..., 3, 3] = 1.0
+    return m

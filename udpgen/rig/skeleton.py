@@ -1,0 +1,256 @@
+"""Bone evaluation with MMD's semantics: forward kinematics, fixed axes, append (grant) transforms, IK.
+
+Everything is in MMD's native frame (left-handed, +Y up, the model facing -Z, MMD units). A bone's
+local transform is a rotation about its head followed by a translation to its rest offset from the
+parent: ``L = T(offset + t) R(r)`` with ``r = r_ik * r_anim * r_append`` (babylon-mmd's order; saba's
+is the same). World matrices compose parent-first, ``W = W_parent L``, so the skinning matrix of a
+bone is ``S = W T(-rest_position)``.
+
+Evaluation order (what MMD, saba and babylon-mmd do): bones are visited in a stable sort by
+(deform after physics, transform layer, index); a bone with an append source takes its grant when
+visited, an IK bone solves its chain when visited. Unlike a single pass over that order, world
+matrices here are always recomputed parent-first over the real hierarchy, so a file that stores a
+parent after its child still poses correctly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from udpgen.errors import ModelError
+from udpgen.mmd.model import Model
+from udpgen.rig import quat as Q
+
+
+@dataclass(frozen=True)
+class Append:
+    """A grant: bone ``bone`` takes ``ratio`` of ``source``'s rotation and/or translation."""
+    bone: int
+    source: int
+    ratio: float
+    rotate: bool
+    translate: bool
+    local: bool
+
+
+@dataclass
+class BonePose:
+    """The result of evaluating a skeleton for one pose.
+
+    world (n, 4, 4) float64: bone frames in model space (MMD frame, column vectors).
+    local_rotation (n, 4): the final local rotation of each bone (r_ik * r_anim * r_append).
+    ik_rotation (n, 4): the rotation IK added to each chain link (identity elsewhere).
+    """
+    world: np.ndarray
+    local_rotation: np.ndarray
+    ik_rotation: np.ndarray
+    rest: np.ndarray
+
+    def skinning(self) -> np.ndarray:
+        """(n, 4, 4) skinning matrices S_b = W_b T(-p_b): rest-pose model space -> posed model space."""
+        s = self.world.copy()
+        s[:, :3, 3] -= np.einsum("nij,nj->ni", self.world[:, :3, :3], self.rest)
+        return s
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(n, 3) posed bone heads."""
+        return self.world[:, :3, 3]
+
+
+class Skeleton:
+    """The evaluation structure of a model's bones: order, hierarchy levels, grants and IK chains.
+
+    Build once per model; :meth:`pose` is then a pure function of the animation values.
+    """
+
+    def __init__(self, model: Model):
+        from udpgen.rig.ik import build_chains
+
+        bones = model.bones
+        n = len(bones)
+        self.n = n
+        self.names = tuple(b.name for b in bones)
+        self.parent = np.array([b.parent if 0 <= b.parent < n else -1 for b in bones], np.int64)
+        self.rest = np.array([b.position for b in bones], np.float64).reshape(n, 3)
+        self.offset = self.rest - np.where(self.parent[:, None] >= 0, self.rest[self.parent], 0.0)
+        self.order = sorted(range(n), key=lambda i: (bones[i].after_physics, bones[i].layer, i))
+        self.depth = self._depths(model)
+        self.levels = [np.flatnonzero(self.depth == d) for d in range(int(self.depth.max(initial=-1)) + 1)]
+        self.children: list[list[int]] = [[] for _ in range(n)]
+        for i, p in enumerate(self.parent):
+            if p >= 0:
+                self.children[p].append(i)
+        axes = np.array([b.fixed_axis if b.fixed_axis is not None else (0, 0, 0) for b in bones], np.float64)
+        self.has_fixed_axis = np.linalg.norm(axes.reshape(n, 3), axis=1) > 1e-8
+        self.fixed_axis = np.where(self.has_fixed_axis[:, None], axes.reshape(n, 3)
+                                   / np.maximum(np.linalg.norm(axes.reshape(n, 3), axis=1, keepdims=True), 1e-12), 0)
+        self.appends = {i: Append(i, b.append_parent, float(b.append_ratio), b.append_rotate, b.append_translate,
+                                  b.local_append)
+                        for i, b in enumerate(bones)
+                        if (b.append_rotate or b.append_translate) and 0 <= b.append_parent < n
+                        and b.append_parent != i}
+        self.chains = build_chains(model, self)
+        self.is_link = np.zeros(n, bool)
+        for chain in self.chains.values():
+            for link in chain.links:
+                self.is_link[link.bone] = True
+        self._subtree_cache: dict[int, list[np.ndarray]] = {}
+
+    def _depths(self, model: Model) -> np.ndarray:
+        depth = np.full(self.n, -1, np.int64)
+        for start in range(self.n):
+            path, b = [], start
+            while b >= 0 and depth[b] < 0:
+                if b in path:
+                    names = " -> ".join(model.bones[i].name for i in path[path.index(b):] + [b])
+                    raise ModelError(f"{model.path or 'model'}: bones form a parent cycle: {names}")
+                path.append(b)
+                b = int(self.parent[b])
+            d = depth[b] if b >= 0 else -1
+            for i in reversed(path):
+                d += 1
+                depth[i] = d
+        return depth
+
+    def index(self, name: str) -> int:
+        """Bone index by exact name, or -1."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            return -1
+
+    def subtree(self, bone: int) -> np.ndarray:
+        """``bone`` and all its descendants (index array, cached)."""
+        members = self._subtree_cache.get(bone)
+        if members is None:
+            out, frontier = [], [bone]
+            while frontier:
+                out.extend(frontier)
+                frontier = [c for b in frontier for c in self.children[b]]
+            members = self._subtree_cache[bone] = np.array(out, np.int64)
+        return members
+
+    # --------------------------------------------------------------------------------------------
+    def pose(self, translation: np.ndarray | None = None, rotation: np.ndarray | None = None,
+             ik_enabled: np.ndarray | None = None) -> BonePose:
+        """Evaluate every bone.
+
+        translation (n, 3): animation offsets from the rest pose, parent frame, MMD units (None = 0).
+        rotation (n, 4): animation rotations (x, y, z, w) relative to the rest pose (None = identity);
+            normalised here; zero quaternions count as identity.
+        ik_enabled (n,) bool: per IK bone on/off (VMD IK-property keys); None = all on.
+        """
+        n = self.n
+        t = np.zeros((n, 3)) if translation is None else np.asarray(translation, np.float64).reshape(n, 3)
+        r = np.tile(Q.IDENTITY, (n, 1)) if rotation is None else Q.normalize(np.asarray(rotation).reshape(n, 4))
+        r = self._project_fixed_axes(r)
+        from udpgen.rig.ik import solve
+
+        state = _State(self, t, r)
+        for b in self.order:
+            if b in self.appends:
+                state.apply_append(self.appends[b])
+            chain = self.chains.get(b)
+            if chain is not None and (ik_enabled is None or ik_enabled[b]):
+                solve(state, chain)
+        state.flush()
+        return BonePose(world=state.world, local_rotation=state.local_q, ik_rotation=state.ik_q, rest=self.rest)
+
+    def _project_fixed_axes(self, r: np.ndarray) -> np.ndarray:
+        """Twist bones turn about their fixed axis only: keep the animation's angle, signed by how its axis
+        lines up with the fixed one (babylon-mmd's runtime form of what MMD does at load time)."""
+        idx = np.flatnonzero(self.has_fixed_axis)
+        if idx.size == 0:
+            return r
+        axis, angle = Q.to_axis_angle(r[idx])
+        sign = np.where(np.sum(axis * self.fixed_axis[idx], axis=1) < 0, -1.0, 1.0)
+        r = r.copy()
+        r[idx] = Q.from_axis_angle(self.fixed_axis[idx], sign * angle)
+        return r
+
+
+class _State:
+    """Mutable per-pose arrays shared by the grant and IK steps.
+
+    anim_q/anim_t: animation values; grant_q/grant_t: the rotation/offset after a bone's grant (what
+    babylon-mmd calls the animated value with the append applied), initially the animation values;
+    ik_q: IK's extra rotation; local_q = ik_q * grant_q; world: current world matrices.
+    """
+
+    def __init__(self, sk: Skeleton, t: np.ndarray, r: np.ndarray):
+        self.sk = sk
+        self.anim_q, self.anim_t = r, t
+        self.grant_q, self.grant_t = r.copy(), t.copy()
+        self.has_grant_q = np.zeros(sk.n, bool)      # bones whose grant has been evaluated (this pose)
+        self.has_grant_t = np.zeros(sk.n, bool)
+        self.ik_q = np.tile(Q.IDENTITY, (sk.n, 1))
+        self.local_q = r.copy()
+        self.world = np.zeros((sk.n, 4, 4))
+        self.dirty = np.ones(sk.n, bool)
+
+    def local_matrices(self, idx: np.ndarray) -> np.ndarray:
+        return Q.compose(self.local_q[idx], self.sk.offset[idx] + self.grant_t[idx])
+
+    def mark(self, bone: int) -> None:
+        """``bone``'s local transform changed: its subtree's world matrices are stale until :meth:`flush`."""
+        self.dirty[self.sk.subtree(bone)] = True
+
+    def flush(self) -> None:
+        """Recompute every stale world matrix, parents first, one batched step per hierarchy depth.
+
+        Grants and IK solves mark subtrees stale instead of recomputing them at once, so a pose costs one
+        pass over the depths per read of the world matrices rather than one pass per grant.
+        """
+        if not self.dirty.any():
+            return
+        sk = self.sk
+        for level in sk.levels:
+            idx = level[self.dirty[level]]
+            if idx.size == 0:
+                continue
+            world = self.local_matrices(idx)
+            p = sk.parent[idx]
+            has = p >= 0
+            if has.any():
+                world[has] = self.world[p[has]] @ world[has]
+            self.world[idx] = world
+        self.dirty[:] = False
+
+    def world_of(self, bone: int) -> np.ndarray:
+        """Current (4, 4) world matrix of ``bone`` (stale ones are recomputed first)."""
+        if self.dirty[bone]:
+            self.flush()
+        return self.world[bone]
+
+    def set_local(self, bone: int) -> None:
+        self.local_q[bone] = Q.mul(self.ik_q[bone], self.grant_q[bone])
+
+    def apply_append(self, a: Append) -> None:
+        """Grant ``a.ratio`` of the source's transform to ``a.bone`` (babylon-mmd's AppendTransformSolver)."""
+        src, sk = a.source, self.sk
+        if a.rotate:
+            if a.local:
+                q = Q.from_matrix(self.world_of(src)[:3, :3])
+            elif self.has_grant_q[src]:
+                q = self.grant_q[src]          # chained grants pass on the source's granted rotation
+            else:
+                q = self.anim_q[src]
+            if sk.is_link[src] and not a.local:
+                q = Q.mul(self.ik_q[src], q)  # IK on the source moves its followers too
+            q = Q.slerp(Q.IDENTITY, q, a.ratio) if a.ratio != 1.0 else q
+            self.grant_q[a.bone] = Q.mul(self.anim_q[a.bone], q)
+            self.has_grant_q[a.bone] = True
+        if a.translate:
+            if a.local:
+                w = self.world_of(src)
+                d = w[:3, 3] - w[:3, :3] @ sk.rest[src]
+            elif self.has_grant_t[src]:
+                d = self.grant_t[src]
+            else:
+                d = self.anim_t[src]
+            self.grant_t[a.bone] = self.anim_t[a.bone] + a.ratio * d
+            self.has_grant_t[a.bone] = True
+        self.set_local(a.bone)
+        self.mark(a.bone)
