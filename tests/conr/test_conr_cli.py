@@ -1,0 +1,97 @@
+"""ModelConfig validation, config files, FLOP counts and `conr info`."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from conr.cli import main
+from conr.config import PRESETS, ModelConfig, load_model_config
+from conr.errors import ConfigError
+from conr.nn import CoNR
+from conr.stats import flops_per_sample, parameter_counts
+
+
+def test_presets_build_and_are_the_papers():
+    paper = PRESETS["paper"]
+    assert (paper.image_size, paper.encoder, paper.views, paper.composites) == (256, "resnet50", 4, 4)
+    assert paper.cinn and paper.warping and paper.message_passing == 3
+    assert not PRESETS["unet-baseline"].cinn and not PRESETS["unet-baseline"].warping
+    assert PRESETS["mp1"].message_passing == 1
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("message_passing", 4, "message_passing=4: expected 1, 2 or 3"),
+    ("encoder", "vit", "encoder='vit': expected one of resnet18, resnet34, resnet50, plain"),
+    ("image_size", 100, "image_size=100: expected a positive multiple of 32"),
+    ("warping", "yes", "warping='yes': expected true or false"),
+    ("renderer_widths", (8, 8, 8), "renderer_widths=(8, 8, 8): expected 4 widths"),
+    ("renderer_widths", (9, 8, 8, 8), "D1..D3 widths must be even"),
+    ("views", 0, "views=0: expected at least 1"),
+    ("colour", 1, "colour=1: unknown model field"),
+])
+def test_bad_config_values_name_the_field(field, value, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)) as e:
+        PRESETS["tiny"].replace(**{field: value})
+    assert e.value.field == field and isinstance(e.value, ValueError)
+
+
+def test_config_files(tmp_path):
+    toml = tmp_path / "mp1.toml"
+    toml.write_text('preset = "tiny"\n[model]\nmessage_passing = 1\nrenderer_widths = [16, 8, 8, 8]\n')
+    cfg = load_model_config(toml)
+    assert cfg == PRESETS["tiny"].replace(message_passing=1, renderer_widths=(16, 8, 8, 8))
+    js = tmp_path / "c.json"
+    js.write_text(json.dumps({"model": {"warping": False}}))
+    assert load_model_config(js) == ModelConfig(warping=False)
+    for text, match in [('[model]\nwarp = false\n', "warp=False: unknown model field"),
+                        ('[train]\nsteps = 3\n', "train=.*unknown top-level key"),
+                        ('preset = "huge"\n', "preset='huge'"),
+                        ('[model\n', "cannot be parsed")]:
+        toml.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_model_config(toml)
+    with pytest.raises(ConfigError, match="not a preset .* nor an existing file"):
+        load_model_config(tmp_path / "absent.toml")
+
+
+def test_parameter_counts_and_flops():
+    cfg = PRESETS["tiny"]
+    counts = parameter_counts(CoNR(cfg))
+    assert counts["total"] == counts["encoder"] + counts["detector_decoder"] + counts["renderer"]
+    assert counts["renderer.decoder.blocks"] + counts["renderer.decoder.gather"] == counts["renderer"]
+    flops = flops_per_sample(cfg)
+    assert flops["forward"] == sum(flops["forward_by_module"].values())
+    assert 1.5 < flops["backward"] / flops["forward"] < 2.5  # input grads + weight grads
+    # the detector runs k times, the renderer's encoder m times: more composites cost more
+    assert flops_per_sample(cfg.replace(composites=5))["forward"] > flops["forward"]
+
+
+def test_info_json_is_valid():
+    result = CliRunner().invoke(main, ["info", "--config", "tiny", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["model"] == PRESETS["tiny"].to_dict()
+    assert report["parameters"]["total"] == parameter_counts(CoNR(PRESETS["tiny"]))["total"]
+    assert report["flops_per_sample"]["total"] > 0
+    assert report["sample"] == {"image_size": 64, "views": 4, "composites": 4}
+
+
+def test_info_text_and_help():
+    result = CliRunner().invoke(main, ["info", "--config", "tiny"])
+    assert result.exit_code == 0 and "FLOPs per training sample" in result.output
+    assert "renderer.decoder.blocks" in result.output
+    help_text = CliRunner().invoke(main, ["info", "--help"]).output
+    assert "Example" in help_text and "conr info --config" in help_text
+
+
+def test_info_bad_config_is_one_line_and_nonzero(tmp_path):
+    result = CliRunner().invoke(main, ["info", "--config", "nonsense"])
+    assert result.exit_code != 0
+    assert result.output.strip().count("\n") == 0 and "config='nonsense'" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nmessage_passing = 9\n")
+    result = CliRunner().invoke(main, ["info", "--config", str(bad)])
+    assert result.exit_code != 0 and result.output.strip() == "Error: message_passing=9: expected 1, 2 or 3"
