@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 from click.testing import CliRunner
 
@@ -73,3 +75,33 @@ def test_missing_and_directory(tmp_path):
     for target in (tmp_path / "nope.pmx", tmp_path):
         res = run("inspect", target)
         assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1
+
+
+def test_pose_writes_coloured_meshes(sample_dir, tmp_path):
+    import trimesh
+
+    model = sample_dir / "sample.pmx"
+    for args, name in (([], "rest.ply"), (["--apose"], "apose.glb"),
+                       (["--motion", sample_dir / "wave.vmd", "--frame", "30"], "wave.glb")):
+        out = tmp_path / name
+        res = run("pose", model, *args, "--out", out, "--json")
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.output)
+        assert summary["faces"] == 9256 and out.is_file()
+        mesh = trimesh.load(out, force="mesh", process=False)
+        assert len(mesh.faces) == 9256
+        colors = np.asarray(mesh.visual.vertex_colors)
+        assert colors[:, :3].std() > 20                 # landmark colours vary over the body
+    rest = trimesh.load(tmp_path / "rest.ply", process=False)
+    assert rest.bounds[0][1] > -0.1 and rest.bounds[1][1] > 18       # +Y up, feet on the floor
+
+
+def test_pose_bad_input(sample_dir, tmp_path):
+    model = sample_dir / "sample.pmx"
+    res = run("pose", model, "--apose", "--random-pose", "3", "--out", tmp_path / "x.ply")
+    assert res.exit_code != 0 and "at most one" in res.output
+    res = run("pose", model, "--out", tmp_path / "x.obj")
+    assert res.exit_code == 1 and "unsupported mesh format" in res.output
+    res = run("pose", sample_dir / "wave.vmd", "--out", tmp_path / "x.ply")
+    assert res.exit_code != 0 and "not a model" in res.output
+    assert not (tmp_path / "x.ply").exists()

@@ -62,5 +62,74 @@ def inspect(file, motion_path, model_path, as_json):
         click.echo(format_table(summary))
 
 
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.option("--motion", "motion_path", type=click.Path(), help="A VMD motion or VPD pose.")
+@click.option("--frame", type=float, default=0.0, show_default=True, help="Frame of the motion (30 fps; fractions interpolate).")
+@click.option("--apose", is_flag=True, help="The canonical A-pose (the pose that defines the landmarks).")
+@click.option("--random-pose", "seed", type=int, default=None, help="A random natural pose from this seed.")
+@click.option("--motion-droop", type=float, default=None,
+              help="Arm droop (degrees) of the model the motion was made for; corrects the rest pose of "
+                   "models posed differently (e.g. 35 for a T-posed model).")
+@click.option("--out", "out", required=True, type=click.Path(), help="Output mesh: .ply or .glb.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json):
+    """Pose a model and write the mesh with landmark colours (the UDP colours) as vertex colours.
+
+    The mesh is right-handed (+Y up, the character facing +Z, MMD units), so any viewer shows it the
+    right way round; the rest pose is written when no pose option is given.
+
+    \b
+    Examples:
+      udpgen pose assets/sample/sample.pmx --motion assets/sample/wave.vmd --frame 30 --out wave30.glb
+      udpgen pose assets/sample/sample.pmx --apose --out apose.ply
+    """
+    from udpgen.mmd import Model, Motion, Pose, load
+    from udpgen.rig import MotionSampler, Rig, pose_values
+    from udpgen.rig.canonical import canonicalize
+    from udpgen.rig.mesh import to_right_handed, visible_faces, write_mesh
+    from udpgen.rig.retarget import rest_correction, retarget
+
+    if sum([motion_path is not None, apose, seed is not None]) > 1:
+        raise click.UsageError("give at most one of --motion, --apose, --random-pose")
+    model = load(model_path)
+    if not isinstance(model, Model):
+        raise click.UsageError(f"{model_path} is not a model (.pmx/.pmd)")
+    rig = Rig(model)
+    canonical = canonicalize(rig)
+    summary = {"model": model_path, "out": out, "pose": "rest"}
+    values = None
+    if apose:
+        values, summary["pose"] = canonical.values, "apose"
+    elif seed is not None:
+        from udpgen.rig.sampler import PoseSampler
+        values, summary["pose"] = PoseSampler(rig).sample_many(seed, 1)[0], f"random:{seed}"
+    elif motion_path is not None:
+        motion = load(motion_path)
+        if isinstance(motion, Motion):
+            sampler = MotionSampler(model, motion)
+            values = sampler.at(frame)
+            summary.update(pose=f"{motion_path}@{frame:g}", ignored_bone_tracks=len(sampler.unmatched_bones),
+                           ignored_morph_tracks=len(sampler.unmatched_morphs))
+        elif isinstance(motion, Pose):
+            values, summary["pose"] = pose_values(model, motion), motion_path
+        else:
+            raise click.UsageError(f"{motion_path} is not a motion (.vmd) or pose (.vpd)")
+        if motion_droop is not None:
+            values = retarget(values, rest_correction(rig, motion_droop), rig.skeleton.parent)
+    posed = rig.pose(values)
+    positions, faces = to_right_handed(posed.positions, visible_faces(model, posed.materials.visible))
+    write_mesh(out, positions, faces, canonical.landmarks)
+    summary.update(vertices=model.vertex_count, faces=int(len(faces)))
+    if as_json:
+        json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        ignored = summary.get("ignored_bone_tracks")
+        if ignored:
+            click.echo(f"ignored {ignored} motion tracks naming bones the model lacks", err=True)
+        click.echo(f"wrote {out} ({summary['pose']}, {summary['faces']} faces)")
+
+
 if __name__ == "__main__":
     main()

@@ -65,30 +65,26 @@ def to_matrix(q: np.ndarray) -> np.ndarray:
 
 
 def from_matrix(m: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions with w >= 0 (Shepperd's method)."""
+    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions with w >= 0.
+
+    Each of the four standard formulas divides by one component; the one with the largest component is
+    taken per matrix (Shepperd's method), which keeps the division well conditioned.
+    """
     m = np.asarray(m, np.float64)
-    flat = m.reshape(-1, 3, 3)
-    out = np.empty((flat.shape[0], 4))
-    tr = flat[:, 0, 0] + flat[:, 1, 1] + flat[:, 2, 2]
-    # Pick the largest of w, x, y, z to divide by, for stability.
-    cand = np.stack([tr, flat[:, 0, 0], flat[:, 1, 1], flat[:, 2, 2]], 1)
-    k = np.argmax(cand, 1)
-    for i in range(flat.shape[0]):
-        r = flat[i]
-        if k[i] == 0:
-            s = np.sqrt(max(tr[i] + 1.0, 1e-300)) * 2
-            out[i] = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s]
-        elif k[i] == 1:
-            s = np.sqrt(max(1.0 + r[0, 0] - r[1, 1] - r[2, 2], 1e-300)) * 2
-            out[i] = [0.25 * s, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s, (r[2, 1] - r[1, 2]) / s]
-        elif k[i] == 2:
-            s = np.sqrt(max(1.0 + r[1, 1] - r[0, 0] - r[2, 2], 1e-300)) * 2
-            out[i] = [(r[0, 1] + r[1, 0]) / s, 0.25 * s, (r[1, 2] + r[2, 1]) / s, (r[0, 2] - r[2, 0]) / s]
-        else:
-            s = np.sqrt(max(1.0 + r[2, 2] - r[0, 0] - r[1, 1], 1e-300)) * 2
-            out[i] = [(r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s, (r[1, 0] - r[0, 1]) / s]
-    out *= np.where(out[:, 3:4] < 0, -1.0, 1.0)
-    return normalize(out).reshape(m.shape[:-2] + (4,))
+    r = m.reshape(-1, 3, 3)
+    m00, m11, m22 = r[:, 0, 0], r[:, 1, 1], r[:, 2, 2]
+    four = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], 1)
+    k = np.argmax(four, 1)
+    s = 2.0 * np.sqrt(np.maximum(four[np.arange(len(k)), k], 1e-300))       # 4 * the largest component
+    d21, d02, d10 = r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]
+    s01, s02, s12 = r[:, 0, 1] + r[:, 1, 0], r[:, 0, 2] + r[:, 2, 0], r[:, 1, 2] + r[:, 2, 1]
+    cand = np.stack([np.stack([d21, d02, d10, 0.25 * s * s], 1),       # w largest (x, y, z, w) * s
+                     np.stack([0.25 * s * s, s01, s02, d21], 1),       # x largest
+                     np.stack([s01, 0.25 * s * s, s12, d02], 1),       # y largest
+                     np.stack([s02, s12, 0.25 * s * s, d10], 1)], 1)   # z largest
+    q = cand[np.arange(len(k)), k] / s[:, None]
+    q *= np.where(q[:, 3:4] < 0, -1.0, 1.0)
+    return normalize(q).reshape(m.shape[:-2] + (4,))
 
 
 def from_axis_angle(axis: np.ndarray, angle) -> np.ndarray:

@@ -25,12 +25,12 @@ class Skinner:
         self.single = np.flatnonzero(wt == WeightType.BDEF1)
         self.single_bone = idx[self.single, 0]
         self.pair = np.flatnonzero(wt == WeightType.BDEF2)
-        self.pair_bones, self.pair_w = idx[self.pair, :2], w[self.pair, :2]
+        self.pair_bones, self.pair_w = idx[self.pair, :2], w[self.pair, :2].astype(np.float32)
         self.quad = np.flatnonzero((wt == WeightType.BDEF4) | (wt == WeightType.QDEF))
         self.quad_bones = idx[self.quad]
         qw = w[self.quad]
         s = qw.sum(1, keepdims=True)
-        self.quad_w = np.where(s > 0, qw / np.where(s > 0, s, 1), qw)   # MMD normalises BDEF4 weights
+        self.quad_w = np.where(s > 0, qw / np.where(s > 0, s, 1), qw).astype(np.float32)   # MMD normalises BDEF4
         self.sdef = np.flatnonzero(wt == WeightType.SDEF)
         self.sdef_bones, self.sdef_w = idx[self.sdef, :2], w[self.sdef, :2]
         c, r0, r1 = (model.sdef[self.sdef, k].astype(np.float64) for k in range(3))
@@ -41,23 +41,32 @@ class Skinner:
 
     def skin(self, skinning: np.ndarray, positions: np.ndarray, normals: np.ndarray):
         """skinning (n, 4, 4) bone matrices; positions, normals (N, 3) rest values (after vertex morphs).
-        Returns posed (positions (N, 3), unit normals (N, 3)) float64."""
-        positions = np.asarray(positions, np.float64)
-        normals = np.asarray(normals, np.float64)
+        Returns posed (positions (N, 3), unit normals (N, 3)) float32, the precision of the file and the GPU
+        (float32 halves the memory traffic of the gathers, which dominate)."""
+        positions = np.asarray(positions, np.float32)
+        normals = np.asarray(normals, np.float32)
         out_p = np.empty_like(positions)
         out_n = np.empty_like(normals)
-        S = skinning[:, :3, :]                                               # (n, 3, 4)
-        for rows, M in ((self.single, S[self.single_bone] if self.single.size else None),
-                        (self.pair, np.einsum("vk,vkij->vij", self.pair_w, S[self.pair_bones])
-                         if self.pair.size else None),
-                        (self.quad, np.einsum("vk,vkij->vij", self.quad_w, S[self.quad_bones])
-                         if self.quad.size else None)):
-            if rows.size:
-                out_p[rows] = np.einsum("vij,vj->vi", M[:, :, :3], positions[rows]) + M[:, :, 3]
-                out_n[rows] = np.einsum("vij,vj->vi", M[:, :, :3], normals[rows])
+        # Each bone's top 3 rows flattened to 12 numbers: blending and applying them as plain column
+        # arithmetic is about twice as fast as batched (v, 3, 4) matrix products.
+        flat = np.ascontiguousarray(skinning[:, :3, :], np.float32).reshape(-1, 12)
+        for rows, bones, weights in ((self.single, self.single_bone[:, None], None),
+                                     (self.pair, self.pair_bones, self.pair_w),
+                                     (self.quad, self.quad_bones, self.quad_w)):
+            if rows.size == 0:
+                continue
+            # F0 + sum_k w_k (F_k - F0) equals sum_k w_k F_k for weights summing to one, and is exactly F0
+            # when all bones agree (the rest pose comes back bit for bit)
+            first = flat[bones[:, 0]]
+            m = first.copy()
+            for k in range(1, bones.shape[1]):
+                m += weights[:, k:k + 1] * (flat[bones[:, k]] - first)
+            p, nrm = positions[rows], normals[rows]
+            out_p[rows] = m[:, 0:9:4] * p[:, :1] + m[:, 1:10:4] * p[:, 1:2] + m[:, 2:11:4] * p[:, 2:3] + m[:, 3:12:4]
+            out_n[rows] = m[:, 0:9:4] * nrm[:, :1] + m[:, 1:10:4] * nrm[:, 1:2] + m[:, 2:11:4] * nrm[:, 2:3]
         if self.sdef.size:
             self._skin_sdef(skinning, positions, normals, out_p, out_n)
-        norm = np.linalg.norm(out_n, axis=1, keepdims=True)
+        norm = np.sqrt(np.einsum("ij,ij->i", out_n, out_n))[:, None]
         out_n /= np.where(norm > 1e-12, norm, 1.0)
         return out_p, out_n
 
