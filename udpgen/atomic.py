@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through ``path + '.tmp'`` and :func:`os.replace`; the temp file is removed
-    if anything fails."""
+    """Write ``data`` to ``path`` through a uniquely named temp file in the same folder and
+    :func:`os.replace` (so concurrent writers of one path cannot collide); the temp file is removed if
+    anything fails."""
     final = os.fspath(path)
-    tmp = final + ".tmp"
+    folder, name = os.path.split(final)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, final)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise

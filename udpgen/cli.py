@@ -131,5 +131,14 @@ def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json
         click.echo(f"wrote {out} ({summary['pose']}, {summary['faces']} faces)")
 
 
+def _register_commands() -> None:
+    """Commands that live beside the library parts they drive."""
+    from udpgen import cli_matting
+
+    cli_matting.register(main)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()

@@ -34,3 +34,7 @@ class FormatError(UdpgenError):
 
 class ModelError(UdpgenError):
     """A model is readable but cannot be used for what was asked (e.g. missing standard bones)."""
+
+
+class SettingsError(UdpgenError, ValueError):
+    """A settings dataclass got a bad value; the message names the field and the value."""
