@@ -133,9 +133,10 @@ def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json
 
 def _register_commands() -> None:
     """Commands that live beside the library parts they drive."""
-    from udpgen import cli_matting
+    from udpgen import cli_matting, cli_shards
 
     cli_matting.register(main)
+    cli_shards.register(main)
 
 
 _register_commands()

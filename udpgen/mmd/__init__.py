@@ -6,6 +6,10 @@ from udpgen.mmd.model import (IK, Bone, BoneFlag, BoneKeys, CameraKeys, DisplayF
                               LightKeys, Material, MaterialFlag, Model, Morph, MorphKeys, MorphKind, Motion,
                               Pose, RigidBody, ShadowKeys, WeightType, vmd_name_bytes)
 
+__all__ = ["IK", "Bone", "BoneFlag", "BoneKeys", "CameraKeys", "DisplayFrame", "IKKey", "IKLink", "Joint",
+           "LightKeys", "Material", "MaterialFlag", "Model", "Morph", "MorphKeys", "MorphKind", "Motion", "Pose",
+           "RigidBody", "ShadowKeys", "WeightType", "vmd_name_bytes", "load", "parse", "sniff"]
+
 import os as _os
 
 from udpgen.errors import FormatError as _FormatError

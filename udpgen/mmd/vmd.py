@@ -43,7 +43,6 @@ import os
 import numpy as np
 
 from udpgen.atomic import write_bytes_atomic
-from udpgen.errors import FormatError
 from udpgen.mmd.binary import BinaryReader, read_file_bytes
 from udpgen.mmd.model import BoneKeys, CameraKeys, IKKey, LightKeys, MorphKeys, Motion, ShadowKeys
 
