@@ -17,7 +17,8 @@ def pin_one_core() -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        # the last core: the first one also serves the OS and interactive work
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
 
 
 def median_seconds(fn, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:

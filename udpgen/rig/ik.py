@@ -33,6 +33,11 @@ class Link:
     order: int
     axis: int
 
+    @property
+    def bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(lower, upper) as Python floats, for the solver's inner loop."""
+        return tuple(self.lower.tolist()), tuple(self.upper.tolist())
+
 
 @dataclass(frozen=True)
 class Chain:
@@ -182,11 +187,16 @@ class _Path:
 
     def update(self, start: int) -> None:
         pq, pp = (self.wq[start - 1], self.wp[start - 1]) if start > 0 else (self.base_q, self.base_p)
+        local_q, offset, wq, wp = self.local_q, self.offset, self.wq, self.wp
         for i in range(start, len(self.bones)):
-            o = _qrot(pq, self.offset[i])
-            pp = (pp[0] + o[0], pp[1] + o[1], pp[2] + o[2])
-            pq = _qmul(pq, self.local_q[i])
-            self.wq[i], self.wp[i] = pq, pp
+            # world position = parent position + parent rotation applied to the offset (inlined _qrot)
+            x, y, z, w = pq
+            vx, vy, vz = offset[i]
+            tx, ty, tz = 2 * (y * vz - z * vy), 2 * (z * vx - x * vz), 2 * (x * vy - y * vx)
+            pp = (pp[0] + vx + w * tx + y * tz - z * ty, pp[1] + vy + w * ty + z * tx - x * tz,
+                  pp[2] + vz + w * tz + x * ty - y * tx)
+            pq = _qmul(pq, local_q[i])
+            wq[i], wp[i] = pq, pp
 
 
 def solve(state, chain: Chain) -> None:
@@ -225,14 +235,16 @@ def _unit(v):
 
 def _solve_link(path: _Path, chain: Chain, k: int, link: Link, i: int, grant, ik_q: dict, ik_pos,
                 use_axis: bool) -> None:
-    pos, target = path.wp[i], path.wp[-1]
-    to_target = _unit((pos[0] - target[0], pos[1] - target[1], pos[2] - target[2]))
-    to_ik = _unit((pos[0] - ik_pos[0], pos[1] - ik_pos[1], pos[2] - ik_pos[2]))
-    if to_target is None or to_ik is None:
+    (px, py, pz), (gx, gy, gz) = path.wp[i], path.wp[-1]
+    tx, ty, tz = px - gx, py - gy, pz - gz
+    ix, iy, iz = px - ik_pos[0], py - ik_pos[1], pz - ik_pos[2]
+    nt = math.sqrt(tx * tx + ty * ty + tz * tz)
+    ni = math.sqrt(ix * ix + iy * iy + iz * iz)
+    if nt < 1e-12 or ni < 1e-12:
         return
-    (tx, ty, tz), (ix, iy, iz) = to_target, to_ik
-    axis = (ty * iz - tz * iy, tz * ix - tx * iz, tx * iy - ty * ix)
-    if axis[0] * axis[0] + axis[1] * axis[1] + axis[2] * axis[2] < 1e-8:
+    tx, ty, tz, ix, iy, iz = tx / nt, ty / nt, tz / nt, ix / ni, iy / ni, iz / ni
+    ax, ay, az = ty * iz - tz * iy, tz * ix - tx * iz, tx * iy - ty * ix       # turns to_target onto to_ik
+    if ax * ax + ay * ay + az * az < 1e-8:
         return
     pq = path.parent_q(i)
     if link.lower is not None and use_axis and link.axis in (AXIS_X, AXIS_Y, AXIS_Z):
@@ -240,16 +252,18 @@ def _solve_link(path: _Path, chain: Chain, k: int, link: Link, i: int, grant, ik
         j = link.axis - AXIS_X
         e = [0.0, 0.0, 0.0]
         e[j] = 1.0
-        world_axis = _qrot(pq, e)
-        e[j] = 1.0 if sum(a * w for a, w in zip(axis, world_axis)) >= 0 else -1.0
-        axis = tuple(e)
+        wx, wy, wz = _qrot(pq, e)
+        e[j] = 1.0 if ax * wx + ay * wy + az * wz >= 0 else -1.0
+        axis = e
     else:
-        axis = _unit(_qrot(_qconj(pq), axis))
+        axis = _unit(_qrot(_qconj(pq), (ax, ay, az)))
     angle = min(chain.limit_angle * (k + 1), math.acos(max(-1.0, min(1.0, tx * ix + ty * iy + tz * iz))))
     ik = _qmul(_qaxis(axis, angle), ik_q[link.bone])
     if link.lower is not None:
         e = _euler(_qmatrix(_qmul(ik, grant)), link.order)
-        e = [_limit(e[a], link.lower[a], link.upper[a], use_axis) for a in range(3)]
+        lo, hi = link.bounds
+        e = [_limit(e[0], lo[0], hi[0], use_axis), _limit(e[1], lo[1], hi[1], use_axis),
+             _limit(e[2], lo[2], hi[2], use_axis)]
         ik = _qmul(_from_euler(e, link.order), _qconj(grant))
     ik_q[link.bone] = ik
     path.local_q[i] = _qmul(ik, grant)
