@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 import tempfile
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)                 # read the process umask (mkstemp's files are 0600, not what users expect)
+
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a uniquely named temp file in the same folder and
@@ -13,6 +16,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     folder, name = os.path.split(final)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, final)

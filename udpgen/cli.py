@@ -133,10 +133,12 @@ def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json
 
 def _register_commands() -> None:
     """Commands that live beside the library parts they drive."""
-    from udpgen import cli_matting, cli_shards
+    from udpgen import cli_matting, cli_render, cli_shards, cli_synth
 
     cli_matting.register(main)
+    cli_render.register(main)
     cli_shards.register(main)
+    cli_synth.register(main)
 
 
 _register_commands()

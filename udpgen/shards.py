@@ -144,11 +144,15 @@ def _json_bytes(obj, indent: int | None = None) -> bytes:
 
 
 def encode_rgba(rgba: np.ndarray) -> bytes:
-    """(H, W, 4) uint8 RGBA -> 8-bit RGBA PNG bytes (OpenCV wants BGRA: swapped here)."""
+    """(H, W, 4) uint8 RGBA -> 8-bit RGBA PNG bytes (OpenCV wants BGRA: swapped here).
+
+    zlib's run-length strategy: renders are flat-shaded areas on a transparent background, where it is
+    about twice as fast as the default strategy and gives files as small or smaller."""
     a = np.asarray(rgba)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 4:
         raise ValueError(f"rgba must be (H, W, 4) uint8, got {a.shape} {a.dtype}")
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a[..., [2, 1, 0, 3]]), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a[..., [2, 1, 0, 3]]),
+                           [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
     if not ok:
         raise RuntimeError("cv2.imencode failed for an RGBA PNG")
     return buf.tobytes()
