@@ -1,0 +1,84 @@
+"""End-to-end synthetic generation speed: render + encode + write, per worker, and 1 -> 2 worker scaling.
+
+Goal (issue 5): the end-to-end rate stays within 80% of the renderer-only rate measured in the same run
+(same models, poses, cameras and size). Also reports shard bytes per pair.
+
+    python bench/synth.py [--size 256] [--poses 12] [--models DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import SHARED, report  # noqa: E402
+
+
+def renderer_only(models_dir: Path, size: int, poses: int) -> tuple[float, int]:
+    """Views per second of pose + render alone (no PNG encoding, no tar), on the plan's own views."""
+    from udpgen import synth
+    from udpgen.synth import SynthConfig, _character, _init_worker, _render_view, plan
+
+    cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=1)
+    p = plan(models_dir, None, cfg)
+    _init_worker(cfg)
+    from udpgen.render import Renderer
+    synth._WORKER["renderer"] = renderer = Renderer(size)
+    specs = [(s.model, v) for j in p.jobs for s in j.samples for v in s.views]
+    with tempfile.TemporaryDirectory() as tmp:
+        for m, _ in specs[:1]:
+            _character(p, m, Path(tmp))                                  # load outside the timing
+        t = time.perf_counter()
+        for m, v in specs:
+            model, rig, char, poses_ = _character(p, m, Path(tmp))
+            _render_view(p, v, model, rig, char, poses_, renderer)
+        dt = time.perf_counter() - t
+    return len(specs) / dt, len(specs)
+
+
+def end_to_end(models_dir: Path, size: int, poses: int, workers: int) -> tuple[float, int, int]:
+    from udpgen.synth import SynthConfig, synthesize
+
+    out = Path(tempfile.mkdtemp(prefix="bench-synth-"))
+    try:
+        cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=1, samples_per_shard=2)
+        t = time.perf_counter()
+        s = synthesize(models_dir, None, out, cfg, workers=workers)
+        dt = time.perf_counter() - t
+        nbytes = sum(p.stat().st_size for p in out.glob("*.tar"))
+        return s["views_written"] / dt, s["views_written"], nbytes
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--poses", type=int, default=12)
+    ap.add_argument("--models", type=Path, action="append")
+    args = ap.parse_args()
+    repo = Path(__file__).resolve().parents[1]
+    dirs = args.models or [d for d in (SHARED / "assets/gene", repo / "assets/sample") if d.is_dir()]
+    rows = []
+    for d in dirs:
+        with tempfile.TemporaryDirectory() as tmp:
+            # one model per run: copy the folder without sibling models that would double the work
+            models = Path(tmp) / d.name
+            shutil.copytree(d, models, ignore=shutil.ignore_patterns("*.pmd", "*.vmd", "motion"))
+            only, n = renderer_only(models, args.size, args.poses)
+            one, views, nbytes = end_to_end(models, args.size, args.poses, 1)
+            two, _, _ = end_to_end(models, args.size, args.poses, 2)
+        rows.append({"models": d.name, "size": args.size, "views": views, "render_only_per_s": only,
+                     "end_to_end_1w_per_s": one, "end_to_end_2w_per_s": two, "e2e_vs_render": one / only,
+                     "scaling_2w": two / one, "bytes_per_pair": nbytes / views, "goal_e2e_vs_render": 0.8,
+                     "meets_goal": one / only >= 0.8})
+    report("synth", rows, {"note": "end-to-end includes planning, PNG encoding, tar writing, stats and manifest;"
+                                   " 2 workers on a 2-core machine"})
+
+
+if __name__ == "__main__":
+    main()
