@@ -133,8 +133,9 @@ def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json
 
 def _register_commands() -> None:
     """Commands that live beside the library parts they drive."""
-    from udpgen import cli_matting, cli_render, cli_shards, cli_synth
+    from udpgen import cli_handdrawn, cli_matting, cli_render, cli_shards, cli_synth
 
+    cli_handdrawn.register(main)
     cli_matting.register(main)
     cli_render.register(main)
     cli_shards.register(main)
