@@ -26,3 +26,14 @@ def gene_dir() -> Path:
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def gl() -> str:
+    """A headless OpenGL context in this process (skips the test when none can be made)."""
+    from udpgen.render import gl_available
+
+    ok, why = gl_available()
+    if not ok:
+        pytest.skip(f"no OpenGL context: {why}")
+    return why

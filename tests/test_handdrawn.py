@@ -9,32 +9,19 @@ import struct
 import zlib
 from pathlib import Path
 
-import click
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from udpgen.cli_handdrawn import register
-from udpgen.errors import UdpgenError
+from udpgen.cli import main
 from udpgen.handdrawn import character_id, discover, fit_rgba
 from udpgen.shards import iter_backgrounds, iter_samples, list_shards, split_of
 from udpgen.verify import verify
 
 
-class _Group(click.Group):
-    """Like udpgen.cli's group: UdpgenError -> one line, exit 1."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UdpgenError as e:
-            raise click.ClickException(str(e)) from None
-
-
-GROUP = _Group("udpgen")
-register(GROUP)
+GROUP = main
 
 
 def run(*args):

@@ -10,7 +10,7 @@ from mmd_fixtures import assert_same, make_model
 from udpgen.errors import FormatError
 from udpgen.mmd import load
 from udpgen.mmd.binary import BinaryReader
-from udpgen.mmd.model import BoneFlag, MorphKind, WeightType
+from udpgen.mmd.model import BoneFlag, MorphKind
 from udpgen.mmd.pmx import _read_header, _read_vertices, parse_pmx, read_pmx, read_vertices_reference
 from udpgen.mmd.pmx_writer import header_for, pmx_bytes, write_pmx
 

@@ -19,14 +19,6 @@ from udpgen.rig.mesh import visible_faces
 SIZE = 112
 
 
-@pytest.fixture(scope="module")
-def gl():
-    from udpgen.render import gl_available
-
-    ok, why = gl_available()
-    if not ok:
-        pytest.skip(f"no OpenGL context: {why}")
-    return why
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,11 @@ from click.testing import CliRunner
 from udpgen.errors import UdpgenError
 
 
-@pytest.fixture(scope="module")
-def gl():
-    from udpgen.render import gl_available
-
-    ok, why = gl_available()
-    if not ok:
-        pytest.skip(f"no OpenGL context: {why}")
-
 
 def run(*args):
-    from udpgen.cli import _Group, main
-    from udpgen.cli_render import register
+    from udpgen.cli import main
 
-    group = main
-    if "render" not in main.commands:      # until udpgen/cli.py registers it
-        group = _Group()
-        register(group)
-    return CliRunner().invoke(group, ["render", *map(str, args)])
+    return CliRunner().invoke(main, ["render", *map(str, args)])
 
 
 def test_parse_frames():

@@ -14,13 +14,6 @@ from udpgen.mmd import load
 SIZE = 64
 
 
-@pytest.fixture(scope="module")
-def gl():
-    from udpgen.render import gl_available
-
-    ok, why = gl_available()
-    if not ok:
-        pytest.skip(f"no OpenGL context: {why}")
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,6 @@ from udpgen.verify import verify
 SMALL = SynthConfig(size=64, poses=3, motion_frames=1, views=1, views_per_sample=2, samples_per_shard=1, seed=5)
 
 
-@pytest.fixture(scope="module")
-def gl():
-    from udpgen.render import gl_available
-    ok, why = gl_available()
-    if not ok:
-        pytest.skip(f"no OpenGL context: {why}")
 
 
 @pytest.fixture()
