@@ -1,7 +1,8 @@
 """Matting quality and speed against exact alpha: `python -m bench.matting [--n 24] [--size 512]`.
 
-Ground truth: RGBA cut-outs with exact alpha. The project's own renders (assets/sample/*.rgba.png) are
-used when present; otherwise (and in addition) anime-like characters are synthesised here: flat fills,
+Ground truth: RGBA cut-outs with exact alpha. The project's own renders (udpgen.render of the sample
+character and, when ../shared is there, Gene, in random poses and views) make up half the set when a GL
+context is available; the rest are anime-like characters synthesised here: flat fills,
 dark outlines, a head, hair spikes, a torso, arms that close an enclosed pocket against the body, legs
 with a gap, drawn at 4x and area-downsampled so edge alpha is the exact coverage.
 
@@ -24,7 +25,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bench.common import median_seconds, pin_one_core, report
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # run from a checkout
+from bench.common import median_seconds, pin_one_core, report  # noqa: E402
 from udpgen.matting import matte
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,14 +113,35 @@ def synth_character(rng: np.random.Generator, size: int = 512) -> np.ndarray:
     return np.dstack([np.clip(np.round(rgb), 0, 255), np.round(alpha * 255)]).astype(np.uint8)
 
 
-def load_truth(n: int, size: int, rng) -> list[np.ndarray]:
-    """n ground-truth RGBA cut-outs: the project's renders first (if any), then synthetic ones."""
-    out = []
-    for p in sorted((REPO / "assets" / "sample").glob("*.rgba.png"))[:n]:
-        im = np.asarray(Image.open(p).convert("RGBA"))
-        out.append(cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA))
+def project_renders(n: int, size: int, seed: int) -> list[np.ndarray]:
+    """n renders (straight-alpha RGBA, exact alpha) of the project's characters, or [] without GL."""
+    from udpgen.render import CameraSampler, Renderer, gl_available
+    if n <= 0 or not gl_available()[0]:
+        return []
+    from bench.common import SHARED
+    from udpgen.mmd import load
+    from udpgen.rig import Rig
+    from udpgen.rig.sampler import PoseSampler
+    paths = [p for p in (REPO / "assets/sample/sample.pmx", SHARED / "assets/gene/Gene_light.pmx") if p.is_file()]
+    out, rng = [], np.random.default_rng(seed)
+    with Renderer(size) as r:
+        for k, path in enumerate(paths):
+            model = load(path)
+            rig = Rig(model)
+            char = r.load(model, rig=rig)
+            count = n // len(paths) + (k < n % len(paths))
+            for values in PoseSampler(rig).sample_many(seed + k, count):
+                pose = char.pose(values)
+                out.append(r.render(pose, CameraSampler().sample(rng, *pose.bounding_sphere(), size, size)).rgba)
+    return out
+
+
+def load_truth(n: int, size: int, rng, renders: int) -> list[tuple[str, np.ndarray]]:
+    """n ground-truth (source, RGBA cut-out): ``renders`` of the project's own characters ('render'), then
+    synthetic ones ('drawn')."""
+    out = [("render", im) for im in project_renders(min(renders, n), size, int(rng.integers(1 << 30)))]
     while len(out) < n:
-        out.append(synth_character(rng, size))
+        out.append(("drawn", synth_character(rng, size)))
     return out
 
 
@@ -163,36 +189,35 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-grabcut", action="store_true", help="skip the (slow) grabCut baseline")
+    ap.add_argument("--renders", type=int, default=None, help="renders of the project's characters (default n/2)")
     args = ap.parse_args(argv)
     pin_one_core()
     cv2.setNumThreads(1)
     rng = np.random.default_rng(args.seed)
-    truth = load_truth(args.n, args.size, rng)
+    truth = load_truth(args.n, args.size, rng, args.n // 2 if args.renders is None else args.renders)
     photos = _photos(args.size)
     rows, confs, ious = [], [], []
     for kind in ("white", "flat", "jpeg85", "textured"):
-        res = {"matte": [], "grabcut": []}
-        for gt in truth:
+        res = {}
+        for source, gt in truth:
             img = composite_on(gt, kind, rng, photos)
             ga = gt[..., 3].astype(np.float32) / 255
             r = matte(img)
-            res["matte"].append(scores(r.alpha, ga))
+            res.setdefault(("matte", source), []).append(scores(r.alpha, ga))
             confs.append(r.confidence)
-            ious.append(res["matte"][-1][0])
+            ious.append(res[("matte", source)][-1][0])
             if not args.no_grabcut:
-                res["grabcut"].append(scores(grabcut(img), ga))
-        for method, v in res.items():
-            if not v:
-                continue
+                res.setdefault(("grabcut", source), []).append(scores(grabcut(img), ga))
+        for (method, source), v in sorted(res.items()):
             v = np.array(v)
-            rows.append({"background": kind, "method": method, "images": len(v), "mean_iou": float(v[:, 0].mean()),
-                         "min_iou": float(v[:, 0].min()), "mean_sad_k": float(v[:, 1].mean()),
-                         "failures": int((v[:, 0] < 0.9).sum())})
+            rows.append({"background": kind, "truth": source, "method": method, "images": len(v),
+                         "mean_iou": float(v[:, 0].mean()), "min_iou": float(v[:, 0].min()),
+                         "mean_sad_k": float(v[:, 1].mean()), "failures": int((v[:, 0] < 0.9).sum())})
     confs, ious = np.array(confs), np.array(ious)
     fail = ious < 0.9
     low = confs <= np.quantile(confs, 0.10)
     share = float((fail & low).sum() / fail.sum()) if fail.any() else float("nan")
-    speed_imgs = [composite_on(g, "white", rng, photos) for g in truth[:8]]
+    speed_imgs = [composite_on(g, "white", rng, photos) for _, g in truth[:8]]
     it = iter(range(10 ** 9))
     sec, _ = median_seconds(lambda: matte(speed_imgs[next(it) % len(speed_imgs)]), repeats=15, warmup=2)
     extra = {"size": args.size, "seed": args.seed, "images_per_second_one_core": 1 / sec,

@@ -1,19 +1,29 @@
-"""Model configuration: one frozen dataclass, named presets, and config files.
+"""Configuration: the model (:class:`ModelConfig`), training (:class:`TrainConfig`) and data
+(:class:`DataConfig`) dataclasses, named presets, and config files.
 
 A config is named by a preset (``paper``, ``tiny``, or one of the paper's ablations) or given as a file
-(``.json`` or ``.toml``)::
+(``.toml``, ``.yaml``/``.yml`` or ``.json``)::
 
-    preset = "paper"            # optional base, default "paper"
+    preset = "tiny"             # optional base, default "paper"
     [model]
     message_passing = 1
-    warping = false
+    [train]
+    lr = 1e-3
+    steps = 500
+    [data]
+    num_workers = 2
 
-Unknown keys and bad values raise :class:`conr.errors.ConfigError` naming the field and the value.
+:func:`load_model_config` reads the model part only (a file with other tables is refused, as before);
+:func:`load_config` reads all three into a :class:`RunConfig` and applies ``section.field=value``
+overrides (``conr train --set train.lr=1e-4``). Unknown keys and bad values raise
+:class:`conr.errors.ConfigError` naming the field (``train.lr``; model fields by their bare name) and the
+value, before anything runs.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +170,326 @@ def load_model_config(spec: str | Path) -> ModelConfig:
     if not isinstance(model, dict):
         raise ConfigError("model", model, "expected a table of model fields")
     return PRESETS[base].replace(**model)
+
+
+# -----------------------------------------------------------------------------------------------------
+# Training and data configuration
+
+
+def _check_fields(obj, section: str, choices: dict[str, tuple], minimum: dict[str, float]) -> None:
+    """Type-check every field of a frozen dataclass (by its annotation), coerce the lenient cases
+    (int -> float, list -> tuple, a numeric string such as YAML's ``1e-4`` -> float) and check choices and
+    lower bounds. Raises ConfigError named ``section.field``."""
+    for f in dataclasses.fields(obj):
+        name, value = f"{section}.{f.name}", getattr(obj, f.name)
+        if f.type == "bool" and not isinstance(value, bool):
+            raise ConfigError(name, value, "expected true or false")
+        if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(name, value, "expected an integer")
+        if f.type == "float":
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ConfigError(name, value, "expected a number") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(name, value, "expected a finite number")
+            object.__setattr__(obj, f.name, float(value))
+        if f.type == "str" and not isinstance(value, str):
+            raise ConfigError(name, value, "expected a string")
+        if f.type == "tuple[float, float]":
+            if isinstance(value, list):
+                value = tuple(value)
+            if not (isinstance(value, tuple) and len(value) == 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+                raise ConfigError(name, value, "expected a list of two numbers")
+            object.__setattr__(obj, f.name, tuple(float(v) for v in value))
+        value = getattr(obj, f.name)
+        if f.name in choices and value not in choices[f.name]:
+            raise ConfigError(name, value, f"expected one of {', '.join(map(str, choices[f.name]))}")
+        if f.name in minimum and value < minimum[f.name]:
+            raise ConfigError(name, value, f"expected at least {minimum[f.name]}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, losses, logging and checkpoints (conr.train). The paper fixes AdamW with weight decay
+    1e-4, batch 24, 224k iterations and the loss of Eq. 5; learning rate, schedule and clipping are not
+    stated there: the values below are this project's choices.
+
+    Fields:
+        steps: optimizer steps of the whole schedule (``conr train --steps`` overrides it).
+        batch_size: global batch per optimizer step, over all DDP ranks and accumulation micro-steps; the
+            per-rank micro-batch is batch_size / (world_size * grad_accum), which must divide exactly.
+        grad_accum: micro-batches accumulated per optimizer step.
+        lr, min_lr, warmup_steps: linear warm-up from 0 to lr, then cosine decay to min_lr at ``steps``.
+        weight_decay: AdamW decoupled weight decay on conv/linear weights (not biases and norms).
+        betas: AdamW betas. grad_clip: max global grad norm, 0 = off.
+        render_udp: the UDP the renderer is driven by in training. 'ground_truth': a labelled target's
+            own UDP, the detection for unlabelled (hand-drawn) targets (the paper's detector paragraph: "while
+            training with synthesized dataset, UDP P_tar can be directly obtained"); 'detected': the fused
+            detection for every target (its training-strategy paragraph read strictly, CoNR.forward_train).
+            The detector gets L_udp, L_mask and L_cons either way; with 'detected' also L_photo's gradient.
+        vgg_alpha: alpha of Eq. 5, the weight of L_vgg; 0 turns the VGG loss off.
+        vgg_weights: ImageNet VGG19 for L_vgg, resolved through conr.weights (an alias such as 'vgg19', a
+            file name, a path); 'none' turns L_vgg off; 'random' uses a randomly initialised VGG19 (only
+            when asked for: its features are not perceptual). A missing file disables L_vgg with a
+            warning, or fails when vgg_required is true.
+        encoder_weights: pre-trained weights of a ResNet encoder: 'auto' (the torchvision/Danbooru file
+            matching model.encoder and model.encoder_norm, an error when absent), 'random', or a source
+            for conr.weights. A plain encoder always starts from random init.
+        amp: 'auto' (bf16 autocast on CUDA, off on CPU), 'bf16', 'fp16' (with a GradScaler) or 'off'.
+        channels_last: NHWC memory format for model and inputs (faster convolutions on tensor cores).
+        compile: torch.compile the model. sync_bn: SyncBatchNorm under DDP (CUDA only; BatchNorm
+            statistics are otherwise per rank micro-batch).
+        device: 'auto' (cuda:LOCAL_RANK when available, else cpu), 'cpu' or 'cuda'.
+        seed: seeds the model init and the data order (with the step; see conr.data).
+        log_every, val_every, ckpt_every: intervals in optimizer steps (val and ckpt 0 = only at the end).
+        keep_every: also keep a copy of the checkpoint every this many steps (0 = only the last).
+        val_at_start: validate before the first step of a fresh run (the step-0 reference point).
+        image_every: TensorBoard image grids every this many steps (0 = with each validation).
+        tensorboard: write TensorBoard events when the tensorboard package is importable.
+        progress: show a tqdm bar (rank 0).
+        lpips, lpips_backbone, lpips_linear: report LPIPS(vgg) in validation when both weight files
+            resolve locally (torchvision's vgg16 file and the lpips v0.1 linear layers); never downloaded.
+    """
+
+    steps: int = 224_000
+    batch_size: int = 24
+    grad_accum: int = 1
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    warmup_steps: int = 2000
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    render_udp: str = "ground_truth"
+    vgg_alpha: float = 1.0
+    vgg_weights: str = "vgg19"
+    vgg_required: bool = False
+    encoder_weights: str = "auto"
+    amp: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    sync_bn: bool = False
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 20
+    val_every: int = 4000
+    val_at_start: bool = True
+    ckpt_every: int = 2000
+    keep_every: int = 0
+    image_every: int = 0
+    tensorboard: bool = True
+    progress: bool = True
+    lpips: bool = True
+    lpips_backbone: str = "vgg16-397923af.pth"
+    lpips_linear: str = "lpips-vgg-v0.1.pth"
+
+    def __post_init__(self):
+        _check_fields(self, "train", {"amp": ("auto", "bf16", "fp16", "off"), "device": ("auto", "cpu", "cuda"),
+                                      "render_udp": ("ground_truth", "detected")},
+                      {"steps": 1, "batch_size": 1, "grad_accum": 1, "lr": 0, "min_lr": 0, "warmup_steps": 0,
+                       "weight_decay": 0, "grad_clip": 0, "vgg_alpha": 0, "log_every": 1, "val_every": 0,
+                       "ckpt_every": 0, "keep_every": 0, "image_every": 0, "seed": 0})
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError("train.betas", self.betas, "expected two numbers in [0, 1)")
+        if self.min_lr > self.lr:
+            raise ConfigError("train.min_lr", self.min_lr, f"expected at most train.lr = {self.lr}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The shard stream of conr.data. Image size, m (model.views) and k (model.composites) come from the
+    model config.
+
+    Fields:
+        num_workers: DataLoader worker processes per rank (0 = in the training process).
+        shard_mode: 'resampled' (every worker draws shards with replacement, an endless stream) or
+            'split' (shards split by rank, then by worker, each part repeated in a new order every pass;
+            needs at least world_size * max(num_workers, 1) shards).
+        shuffle_buffer, shuffle_initial: buffer of still-compressed samples shuffled before decoding.
+        prefetch_factor: batches each worker prepares ahead.
+        backgrounds: 'auto' (bg-*.tar beside the training shards, else the built-in set), 'builtin'
+            (udpgen.backgrounds' skimage photos + procedural ones), or a folder of bg-*.tar shards.
+        bg_pool: backgrounds a worker holds decoded; bg_refresh of them (on average) are replaced per sample
+            from the background stream, so a long run sees every background (0.25: one every 4 samples;
+            decoding and fitting a background costs about as much as decoding a view).
+        crop_min: the appendix's random crop keeps a square of side in [crop_min, 1] of the image, then
+            resizes to model.image_size; 1 = no crop.
+        crop_refs_independent: each reference gets its own crop (the target UDP, target image and its
+            composites always share one), so the renderer cannot copy a reference into place.
+        holdout_views: the last this many views of every chunk with more views are never used in training;
+            'holdout' validation renders them from the other views (held-out poses).
+        val_source: 'auto' (the val split when there is one, else held-out poses when holdout_views > 0,
+            else none), 'val', 'holdout' or 'none'.
+        val_samples: samples per validation (deterministic: the same samples and crops every time).
+        segment_steps: the data stream restarts, seeded by (seed, step), every this many optimizer steps;
+            0 = train.ckpt_every. Resuming re-creates the stream of the segment and skips what was used.
+        max_bad_streak: this many unusable samples in a row mean the shards are not of this schema: fail.
+    """
+
+    num_workers: int = 6
+    shard_mode: str = "resampled"
+    shuffle_buffer: int = 512
+    shuffle_initial: int = 128
+    prefetch_factor: int = 2
+    backgrounds: str = "auto"
+    bg_pool: int = 256
+    bg_refresh: float = 0.25
+    crop_min: float = 0.8
+    crop_refs_independent: bool = True
+    holdout_views: int = 0
+    val_source: str = "auto"
+    val_samples: int = 512
+    segment_steps: int = 0
+    max_bad_streak: int = 256
+
+    def __post_init__(self):
+        _check_fields(self, "data", {"shard_mode": ("resampled", "split"),
+                                     "val_source": ("auto", "val", "holdout", "none")},
+                      {"num_workers": 0, "shuffle_buffer": 1, "shuffle_initial": 1, "prefetch_factor": 1,
+                       "bg_pool": 1, "bg_refresh": 0, "holdout_views": 0, "val_samples": 1,
+                       "segment_steps": 0, "max_bad_streak": 1})
+        if not 0 < self.crop_min <= 1:
+            raise ConfigError("data.crop_min", self.crop_min, "expected a fraction in (0, 1]")
+
+
+# A CPU smoke run in minutes: no VGG (no ImageNet weights needed), plain encoder from random init.
+_TINY_TRAIN = TrainConfig(
+    steps=600, batch_size=4, lr=1e-3, min_lr=1e-5, warmup_steps=20, vgg_weights="none",
+    encoder_weights="random", channels_last=False, log_every=10, val_every=100, ckpt_every=100)
+_TINY_DATA = DataConfig(num_workers=2, shuffle_buffer=64, shuffle_initial=16, bg_pool=32, val_samples=32)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a training run is made of; checkpoints store :meth:`to_dict` (plain values only)."""
+
+    preset: str = "paper"
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    data: DataConfig = DataConfig()
+
+    def to_dict(self) -> dict:
+        return {"preset": self.preset, "model": self.model.to_dict(),
+                "train": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.train).items()},
+                "data": dataclasses.asdict(self.data)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        """Inverse of :meth:`to_dict`; the preset is the base for tables that leave fields out."""
+        return _build(d, "<dict>")
+
+    def flat(self) -> dict[str, object]:
+        """{'model.views': 4, 'train.lr': 0.0001, ...} for comparisons and logs."""
+        return {f"{s}.{k}": v for s, table in self.to_dict().items() if isinstance(table, dict)
+                for k, v in table.items()}
+
+
+def run_preset(name: str) -> RunConfig:
+    """The RunConfig of a preset: the model preset with the paper's or the tiny training/data settings."""
+    if name not in PRESETS:
+        raise ConfigError("preset", name, f"expected one of {', '.join(PRESETS)}")
+    tiny = name == "tiny"
+    return RunConfig(name, PRESETS[name], _TINY_TRAIN if tiny else TrainConfig(),
+                     _TINY_DATA if tiny else DataConfig())
+
+
+def _read_table_file(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSON/TOML decode errors are ValueErrors
+        raise ConfigError("config", str(path), f"cannot be parsed: {e}") from None
+    except Exception as e:  # yaml.YAMLError
+        raise ConfigError("config", str(path), f"cannot be parsed: {e}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError("config", str(path), "expected a table of settings at the top level")
+    return data
+
+
+def _build(data: dict, source: str) -> RunConfig:
+    for key in data:
+        if key not in ("preset", "model", "train", "data"):
+            raise ConfigError(key, data[key], f"unknown top-level key in {source} (known: preset, model, "
+                                              "train, data)")
+    base = run_preset(data.get("preset", "paper"))
+    tables = {}
+    for section in ("model", "train", "data"):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(section, table, f"expected a table of {section} fields")
+        tables[section] = table
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    for key, value in tables["model"].items():
+        if key not in model_fields:
+            raise ConfigError(f"model.{key}", value,
+                              f"unknown model field (known: {', '.join(sorted(model_fields))})")
+    model = base.model.replace(**tables["model"])  # bad model values keep their bare field names
+    sections = {"train": (base.train, TrainConfig), "data": (base.data, DataConfig)}
+    built = {}
+    for section, (default, cls) in sections.items():
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key, value in tables[section].items():
+            if key not in known:
+                raise ConfigError(f"{section}.{key}", value,
+                                  f"unknown {section} field (known: {', '.join(sorted(known))})")
+        built[section] = dataclasses.replace(default, **tables[section])
+    return RunConfig(base.preset, model, built["train"], built["data"])
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """'train.lr=1e-4' -> ('train', 'lr', 1e-4). Values are read as YAML scalars/lists (true, 3, [8, 8]),
+    with numbers such as 1e-4 read as floats; anything else stays a string."""
+    key, sep, raw = text.partition("=")
+    section, dot, field = key.strip().partition(".")
+    if not sep or not dot or section not in ("model", "train", "data") or not field:
+        raise ConfigError(key.strip() or text, raw if sep else None,
+                          "expected SECTION.FIELD=VALUE with SECTION one of model, train, data")
+    raw = raw.strip()
+    try:
+        value: object = int(raw)
+    except ValueError:
+        try:
+            value = float(raw)
+        except ValueError:
+            import yaml
+
+            try:
+                value = yaml.safe_load(raw) if raw else ""
+            except yaml.YAMLError:
+                value = raw
+            if value is None:
+                value = raw
+    return section, field, value
+
+
+def load_config(spec: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Resolve a preset name or a ``.toml`` / ``.yaml`` / ``.json`` file (``preset`` plus ``[model]``,
+    ``[train]``, ``[data]`` tables) and ``section.field=value`` overrides into a RunConfig.
+
+    Raises ConfigError naming the config (unknown name, unreadable file) or the offending key.
+    """
+    if str(spec) in PRESETS:
+        data: dict = {"preset": str(spec)}
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError("config", str(spec), f"not a preset ({', '.join(PRESETS)}) nor an existing file")
+        data = _read_table_file(path)
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for text in overrides:
+        section, field, value = parse_override(text)
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(section, table, f"expected a table of {section} fields")
+        table[field] = value
+    return _build(data, str(spec))

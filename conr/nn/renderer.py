@@ -74,7 +74,8 @@ class ViewBlock(nn.Module):
 class GatherBlock(nn.Module):
     """D4: gathered all-view features + target UDP at stride 2 -> premultiplied RGBA at stride 1.
 
-    forward: x (N, cin, H/2, W/2), udp (N, 4, H, W) -> (N, 4, H, W): rgb * alpha, alpha; all in [0, 1].
+    forward: x (N, cin, H/2, W/2), udp (N, 4, H, W) -> (N, 4, H, W): rgb * alpha, alpha; all in [0, 1];
+    alpha is 0 wherever the target UDP's occupancy is 0.
     """
 
     def __init__(self, cin: int, width: int):
@@ -87,7 +88,10 @@ class GatherBlock(nn.Module):
     def forward(self, x, udp):
         y = up2(self.body(x))
         y = self.out(F.relu(self.conv(torch.cat((y, udp), 1))))
-        alpha = torch.sigmoid(y[:, 3:])
+        # The target's silhouette is given: alpha is learnt only where the UDP says there is body. Without
+        # this gate the (mostly empty) background drives every alpha logit down until the sigmoid saturates
+        # and the renderer collapses to a transparent image early in training.
+        alpha = torch.sigmoid(y[:, 3:]) * udp[:, 3:4]
         return torch.cat((torch.sigmoid(y[:, :3]) * alpha, alpha), 1)
 
 

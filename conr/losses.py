@@ -1,0 +1,235 @@
+"""The training losses of CoNR (paper Eq. 2-5) and the validation metric LPIPS.
+
+    L = L_udp + L_cons + L_mask + L_photo + alpha * L_vgg                                   (Eq. 5)
+
+Inputs are what :meth:`conr.nn.CoNR.forward_train` returns and a :mod:`conr.data` batch:
+    det          (B, k, 4, H, W) detector outputs per composite: xyz in [0, 1], mask logits
+    target_udp   (B, 4, H, W) ground-truth UDP (x, y, z, occupancy) in [0, 1]; zeros when unlabelled
+    labelled     (B,) bool: which targets have a ground-truth UDP
+    rgba         (B, 4, H, W) the renderer's premultiplied RGBA in [0, 1]; target_rgba likewise
+
+* L_udp (Eq. 2): L1 between the averaged detection P_tar = mean_j P_j (its xyz) and the ground truth,
+  over the pixels the ground truth occupies, per sample, averaged over the labelled samples.
+* L_mask (Eq. 3): binary cross entropy of the averaged mask probability mean_j sigmoid(l_j) against the
+  ground-truth occupancy, computed from the logits with log-sum-exp (stable, and autocast-safe where
+  ``F.binary_cross_entropy`` is not), over the labelled samples.
+* Unlabelled samples (hand-drawn data) skip L_udp and L_mask; L_cons and the renderer's losses keep them.
+* L_cons (Eq. 4): the per-pixel standard deviation over the k detections (Bessel-corrected, k - 1) of
+  xyz and mask probability, averaged over pixels; sqrt(var + 1e-6) keeps its gradient finite where the
+  detections agree. Zero for k = 1.
+* L_photo: L1 between the rendered and the target premultiplied RGBA.
+* L_vgg: the feature loss of Zhang, Ng and Chen (2018), whose hyper-parameters the paper takes: L1 of
+  VGG19 activations relu1_2, relu2_2, relu3_2, relu4_2, relu5_2 weighted 1/2.6, 1/4.8, 1/3.7, 1/5.6,
+  10/1.5 (their compute_percep_loss; checked against their released code, which names the post-ReLU
+  outputs conv1_2 ... conv5_2). Their code also adds the L1 of the input pixels with weight 1; L_photo is
+  that term here. Their VGG is MatConvNet's, fed 0..255 minus the mean; ours is torchvision's, fed
+  ImageNet-normalised [0, 1] images, so the layers keep their relative weights and alpha absorbs the
+  overall scale. The VGG sees the premultiplied RGB (the character on black).
+
+ImageNet VGG19 weights come only from local files through :mod:`conr.weights` (train.vgg_weights); see
+:func:`build_vgg_loss` for what happens when they are absent.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from conr.config import TrainConfig
+from conr.errors import WeightsError
+from conr.nn.backbones import VGG19, VGG19_LOSS_LAYERS
+from conr.weights import RANDOM, load_weights
+
+# Zhang, Ng and Chen (2018), compute_percep_loss: conv1_2 / 2.6, conv2_2 / 4.8, conv3_2 / 3.7,
+# conv4_2 / 5.6, conv5_2 * 10 / 1.5 (all after their ReLU).
+VGG_LAYER_WEIGHTS = (1 / 2.6, 1 / 4.8, 1 / 3.7, 1 / 5.6, 10 / 1.5)
+LOSS_NAMES = ("udp", "mask", "cons", "photo", "vgg")
+
+
+def _labelled_mean(per_sample: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """Mean of (B,) over the labelled samples; 0 (still a tensor) when none is."""
+    w = labelled.to(per_sample.dtype)
+    return (per_sample * w).sum() / w.sum().clamp(min=1)
+
+
+def udp_loss(det: torch.Tensor, target_udp: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """Eq. 2 -> scalar: mean |mean_j xyz_j - xyz_gt| inside the ground-truth occupancy, labelled samples."""
+    xyz = det[:, :, :3].float().mean(1)                                    # (B, 3, H, W)
+    inside = (target_udp[:, 3:] > 0.5).float()                            # (B, 1, H, W)
+    err = ((xyz - target_udp[:, :3].float()).abs() * inside).sum((1, 2, 3))
+    return _labelled_mean(err / (3 * inside.sum((1, 2, 3))).clamp(min=1), labelled)
+
+
+def mask_loss(det: torch.Tensor, target_udp: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """Eq. 3 -> scalar: BCE(mean_j sigmoid(l_j), occupancy), labelled samples.
+
+    log(mean_j sigmoid(l_j)) = logsumexp_j(logsigmoid(l_j)) - log k, and likewise for 1 - p with -l."""
+    logits = det[:, :, 3].float()                                          # (B, k, H, W)
+    log_k = math.log(logits.shape[1])
+    log_p = torch.logsumexp(F.logsigmoid(logits), 1) - log_k
+    log_q = torch.logsumexp(F.logsigmoid(-logits), 1) - log_k
+    gt = target_udp[:, 3].float()
+    bce = -(gt * log_p + (1 - gt) * log_q)                                 # (B, H, W)
+    return _labelled_mean(bce.mean((1, 2)), labelled)
+
+
+def consistency_loss(det: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Eq. 4 -> scalar: mean over pixels and channels of the std over k of (xyz, sigmoid(mask logits))."""
+    if det.shape[1] < 2:
+        return det.new_zeros((), dtype=torch.float32)
+    p = torch.cat((det[:, :, :3].float(), torch.sigmoid(det[:, :, 3:].float())), 2)
+    var = p.var(1, unbiased=True)                                          # (B, 4, H, W), 1/(k-1)
+    return torch.sqrt(var + eps).mean()
+
+
+def photo_loss(rgba: torch.Tensor, target_rgba: torch.Tensor) -> torch.Tensor:
+    """L1 between premultiplied RGBA images (B, 4, H, W) -> scalar."""
+    return (rgba.float() - target_rgba.float()).abs().mean()
+
+
+class VGGLoss(nn.Module):
+    """sum_l w_l * mean |phi_l(x) - phi_l(y)| over VGG19 relu1_2 .. relu5_2 (weights above).
+
+    forward: x, y (B, 3, H, W) in [0, 1] (y is the target: no gradient) -> scalar.
+    """
+
+    def __init__(self, vgg: VGG19, weights=VGG_LAYER_WEIGHTS, layers=VGG19_LOSS_LAYERS):
+        super().__init__()
+        self.vgg, self.weights, self.layers = vgg.eval().requires_grad_(False), tuple(weights), tuple(layers)
+
+    def train(self, mode: bool = True):  # the VGG stays in eval mode whatever the trainer asks
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            fy = self.vgg(y, self.layers)
+        fx = self.vgg(x, self.layers)
+        return sum(w * (a.float() - b.float()).abs().mean() for w, a, b in zip(self.weights, fx, fy))
+
+
+def build_vgg_loss(cfg: TrainConfig, device: torch.device | str = "cpu") -> tuple[VGGLoss | None, str]:
+    """The L_vgg module for ``cfg`` and a line saying what was done.
+
+    - vgg_alpha == 0 or vgg_weights == 'none': None (L_vgg off, by request).
+    - vgg_weights == 'random': a randomly initialised VGG19, only because it was asked for (a warning says
+      its features are not ImageNet's).
+    - otherwise the file is resolved through conr.weights (never downloaded). When it is missing or does
+      not load: WeightsError if vgg_required, else a warning and None (L_vgg off for this run).
+    """
+    if cfg.vgg_alpha == 0 or cfg.vgg_weights == "none":
+        return None, "L_vgg off (train.vgg_alpha = 0 or train.vgg_weights = none)"
+    vgg = VGG19(num_classes=None, norm="imagenet")
+    if cfg.vgg_weights == RANDOM:
+        msg = ("L_vgg uses a randomly initialised VGG19 (train.vgg_weights = random, as asked): its features "
+               "are not the paper's ImageNet features")
+        warnings.warn(msg, stacklevel=2)
+        return VGGLoss(vgg).to(device), msg
+    try:
+        path = load_weights(vgg, cfg.vgg_weights, backbone=True)
+    except WeightsError as e:
+        if cfg.vgg_required:
+            raise
+        msg = (f"L_vgg disabled: {e}. Put torchvision's vgg19 file in $CONR_WEIGHTS_DIR, or set "
+               "train.vgg_weights=none (silences this) or train.vgg_weights=random")
+        warnings.warn(msg, stacklevel=2)
+        return None, msg
+    return VGGLoss(vgg).to(device), f"L_vgg with VGG19 weights {path}"
+
+
+class CoNRLoss(nn.Module):
+    """Eq. 5. forward(out: TrainOutput, batch) -> {'total', 'udp', 'mask', 'cons', 'photo', 'vgg'} scalar
+    float32 tensors ('vgg' is 0 when the VGG loss is off); batch needs target_udp, target_rgba, labelled."""
+
+    def __init__(self, alpha: float = 1.0, vgg: VGGLoss | None = None):
+        super().__init__()
+        self.alpha, self.vgg = alpha, vgg
+
+    def forward(self, out, batch: dict) -> dict[str, torch.Tensor]:
+        labelled = batch["labelled"].to(out.detections.device)
+        losses = {
+            "udp": udp_loss(out.detections, batch["target_udp"], labelled),
+            "mask": mask_loss(out.detections, batch["target_udp"], labelled),
+            "cons": consistency_loss(out.detections),
+            "photo": photo_loss(out.rgba, batch["target_rgba"]),
+        }
+        losses["vgg"] = (self.vgg(out.rgba[:, :3], batch["target_rgba"][:, :3]).float() if self.vgg is not None
+                         else losses["photo"].new_zeros(()))
+        losses["total"] = (losses["udp"] + losses["cons"] + losses["mask"] + losses["photo"]
+                           + self.alpha * losses["vgg"])
+        return losses
+
+
+# ----------------------------------------------------------------------------------------------------
+# LPIPS (Zhang et al. 2018, "The unreasonable effectiveness of deep features"), VGG variant, v0.1
+
+_VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+_LPIPS_TAPS = (3, 8, 15, 22, 29)             # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+_LPIPS_CHANNELS = (64, 128, 256, 512, 512)
+
+
+class _VGG16Features(nn.Module):
+    """torchvision's vgg16 ``features`` (parameter names ``features.N``), so its file loads strictly."""
+
+    def __init__(self):
+        super().__init__()
+        layers, cin = [], 3
+        for v in _VGG16_CFG:
+            layers += [nn.MaxPool2d(2, 2)] if v == "M" else [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU()]
+            cin = v if v != "M" else cin
+        self.features = nn.Sequential(*layers)
+        self.classifier = None  # the classifier of torchvision's file is dropped on load
+
+    def forward(self, x):
+        out = []
+        for i, layer in enumerate(self.features[: _LPIPS_TAPS[-1] + 1]):
+            x = layer(x)
+            if i in _LPIPS_TAPS:
+                out.append(x)
+        return out
+
+
+class _LPIPSLinear(nn.Module):
+    """The lpips package's linear heads: keys ``lin{i}.model.1.weight`` (Dropout, 1x1 conv, no bias)."""
+
+    def __init__(self):
+        super().__init__()
+        for i, c in enumerate(_LPIPS_CHANNELS):
+            setattr(self, f"lin{i}", nn.Module())
+            getattr(self, f"lin{i}").model = nn.Sequential(nn.Dropout(), nn.Conv2d(c, 1, 1, bias=False))
+
+
+class LPIPS(nn.Module):
+    """LPIPS(vgg, v0.1). forward: x, y (B, 3, H, W) in [0, 1] -> (B,) distances (0 for equal images)."""
+
+    def __init__(self, backbone: str, linear: str):
+        super().__init__()
+        self.net, self.lin = _VGG16Features(), _LPIPSLinear()
+        load_weights(self.net, backbone, backbone=True)
+        load_weights(self.lin, linear)
+        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
+        self.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fx = self.net(((x.float() * 2 - 1) - self.shift) / self.scale)
+        fy = self.net(((y.float() * 2 - 1) - self.shift) / self.scale)
+        total = 0
+        for i, (a, b) in enumerate(zip(fx, fy)):
+            a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + getattr(self.lin, f"lin{i}").model((a - b) ** 2).mean((1, 2, 3))
+        return total
+
+
+def build_lpips(cfg: TrainConfig, device: torch.device | str = "cpu") -> tuple[LPIPS | None, str]:
+    """LPIPS when train.lpips is on and both weight files resolve locally; else None and the reason."""
+    if not cfg.lpips:
+        return None, "LPIPS off (train.lpips = false)"
+    try:
+        return LPIPS(cfg.lpips_backbone, cfg.lpips_linear).to(device), "LPIPS(vgg) on"
+    except WeightsError as e:
+        return None, f"LPIPS skipped: {e}"

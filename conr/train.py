@@ -1,0 +1,570 @@
+"""Train CoNR end to end from shards: ``conr train --config NAME|FILE --data SHARDS --out RUN``.
+
+The script reads top to bottom (nanoGPT style): :func:`train` sets up the processes, the run directory,
+the data, the model and the optimizer, then runs the loop; the helpers above it are small and separate.
+
+* Forward: the detector on the k composites (their detections averaged, Eq. 2-4), the renderer on the m
+  references driven by the target's ground-truth UDP when it has one, else by the detection
+  (train.render_udp; 'detected' drives every target by its detection, CoNR.forward_train). Loss: Eq. 5.
+* Optimisation: AdamW (decoupled weight decay train.weight_decay on conv/linear weights), linear warm-up
+  then cosine decay to train.min_lr (the rate is a pure function of the step, :func:`lr_at`), global grad
+  norm clipping, gradient accumulation, AMP (bf16 autocast on CUDA, off on CPU; fp16 with a GradScaler on
+  request), channels_last, optional torch.compile.
+* DDP under torchrun: rank and world size from the environment (RANK, WORLD_SIZE, LOCAL_RANK; gloo on CPU,
+  nccl on CUDA). train.batch_size is the global batch; each rank takes batch_size / (world x grad_accum)
+  per micro-step. BatchNorm statistics are per micro-batch (train.sync_bn shares them on CUDA).
+* Run directory: ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON object per logged
+  step, ``split`` train or val), ``ckpt/last.pt`` (+ ``ckpt/step_NNNNNNNN.pt`` every train.keep_every),
+  ``tb/`` TensorBoard events (scalars; image grids references | target | prediction | UDP | detected UDP)
+  when the tensorboard package is importable.
+* Checkpoints (rank 0, temp file + os.replace) hold plain values and tensors only, so they load with
+  ``torch.load(weights_only=True)``: format, the resolved config, model, optimizer, scheduler and
+  GradScaler state, the step, RNG states (python, numpy, torch, cuda) and the data position.
+* Exact resume: the data stream is a function of (seed, segment start, rank, worker) and restarts every
+  data.segment_steps steps; ``--resume`` loads ``ckpt/last.pt``, re-creates the stream of its segment and
+  skips the batches already used, so a killed and resumed run logs the same losses as an uninterrupted one
+  (same device, world size and workers). metrics.jsonl and TensorBoard drop what was logged after it.
+* SIGTERM / SIGINT: the step finishes, a checkpoint is written, the run stops (a second SIGINT kills).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from conr.config import RunConfig
+from conr.data import (DataError, SkipTotals, check_shards, check_split, eval_loader, eval_source, train_loader,
+                       unwrap_worker_error)
+from conr.errors import ConfigError, ConrError
+from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss, mask_loss, udp_loss
+from conr.nn.conr import CoNR, TrainOutput
+from conr.nn.detector import fuse_detections
+from conr.weights import load_strict, load_weights
+
+CKPT_FORMAT = "conr-train/1"
+# Config fields that may change on --resume: these keep the run exact ...
+RESUME_SAFE = {"train.log_every", "train.val_every", "train.val_at_start", "train.ckpt_every",
+               "train.keep_every", "train.image_every", "train.tensorboard", "train.progress", "train.lpips",
+               "train.lpips_backbone", "train.lpips_linear", "data.prefetch_factor", "data.val_samples",
+               "data.val_source"}
+# ... these are allowed but change the numbers (a warning says so); every other difference is an error.
+RESUME_WARN = {"train.steps", "train.compile", "train.device", "train.amp", "train.channels_last", "data.num_workers"}
+
+
+class CheckpointError(ConrError):
+    """A checkpoint cannot be used: unreadable, of another format, or of another configuration."""
+
+
+class TrainingError(ConrError):
+    """Training cannot go on (e.g. the loss is no longer finite)."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def lr_at(step: int, cfg) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up over warmup_steps, then cosine
+    from lr to min_lr at cfg.steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * t)) * (cfg.lr - cfg.min_lr)
+
+
+def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) from torchrun's environment; initialises the process group if needed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device", "cuda", "CUDA is not available here")
+    device = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return rank, (dist.get_world_size() if dist.is_initialized() else 1), device
+
+
+def rng_state() -> dict:
+    """Python, numpy, torch and CUDA RNG states as plain lists/tensors (weights_only-loadable)."""
+    np_state = np.random.get_state()
+    return {"python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, os.replace: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # zip/pickle/EOF errors and weights_only refusals: not a usable checkpoint
+        raise CheckpointError(f"{path}: cannot be read as a conr checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path}: not a {CKPT_FORMAT} training checkpoint")
+    return ckpt
+
+
+def compare_configs(saved: dict, cfg: RunConfig) -> list[str]:
+    """Raise CheckpointError when ``cfg`` differs from the checkpoint's config outside RESUME_SAFE and
+    RESUME_WARN; return warnings for the RESUME_WARN differences."""
+    try:
+        old = RunConfig.from_dict(saved).flat()
+    except ConrError as e:
+        raise CheckpointError(f"the checkpoint's config does not load here: {e}") from None
+    new = cfg.flat()
+    diff = [k for k in new if old.get(k) != new[k]]
+    bad = [k for k in diff if k not in RESUME_SAFE | RESUME_WARN]
+    if bad:
+        shown = "; ".join(f"{k}: checkpoint {old.get(k)!r}, config {new[k]!r}" for k in bad[:4])
+        raise CheckpointError(f"the checkpoint is of another config ({shown}{'; ...' if len(bad) > 4 else ''}); "
+                              "resume with the config it was trained with, or use another --out")
+    return [f"{k} changed on resume ({old.get(k)!r} -> {new[k]!r}): the run is no longer bit-exact"
+            for k in diff if k in RESUME_WARN]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv/linear weights only (biases and norm parameters are 1-D)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def encoder_source(cfg: RunConfig) -> str:
+    """train.encoder_weights resolved: 'auto' -> the published file matching the encoder and its norm."""
+    src, m = cfg.train.encoder_weights, cfg.model
+    if m.encoder == "plain":
+        return "random"
+    if src != "auto":
+        return src
+    if m.encoder_norm == "none":
+        return "random"
+    if m.encoder_norm == "danbooru":
+        if m.encoder != "resnet50":
+            raise ConfigError("train.encoder_weights", "auto", f"no Danbooru weights for {m.encoder}")
+        return "resnet50-danbooru"
+    return m.encoder
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, non_blocking=True)
+            if channels_last and v.dim() == 4 and v.is_floating_point():
+                v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    return out
+
+
+class _TrainStep(nn.Module):
+    """One training forward as a module (DDP only hooks ``forward``) -> (detections, fused UDP, rgba).
+
+    render_udp 'detected': CoNR.forward_train (the renderer draws from the fused detection). 'ground_truth':
+    the detector runs on the composites as before, the renderer draws labelled targets from their own UDP
+    and unlabelled ones from the detection (public CoNR methods: detect, encode, render)."""
+
+    def __init__(self, model: CoNR, render_udp: str):
+        super().__init__()
+        self.model, self.render_udp = model, render_udp
+
+    def forward(self, refs, composites, target_udp, labelled):
+        if self.render_udp == "detected":
+            out = self.model.forward_train(refs, composites)
+            return out.detections, out.udp, out.rgba
+        B, k = composites.shape[:2]
+        det = self.model.detect(composites.flatten(0, 1)).unflatten(0, (B, k))
+        udp = fuse_detections(det)
+        drive = torch.where(labelled.view(B, 1, 1, 1), target_udp.to(udp.dtype), udp)
+        return det, udp, self.model.render(self.model.encode(refs), drive)
+
+
+@torch.no_grad()
+def evaluate(model: CoNR, batches: Iterable[dict], max_samples: int, device: torch.device,
+             autocast=contextlib.nullcontext, lpips=None, channels_last: bool = False) -> tuple[dict, dict | None]:
+    """Validation over up to ``max_samples`` items -> (metrics, the first batch with predictions).
+
+    metrics: photo (L_photo of the whole pipeline: detector on the composites -> renderer), photo_gt_udp
+    (L_photo with the ground-truth target UDP, labelled samples), udp and mask (Eq. 2, 3, labelled),
+    lpips (pipeline, when available), samples, labelled. Runs in eval mode (BatchNorm running stats)."""
+    was_training = model.training
+    model.eval()
+    sums, counts, first = {}, {"samples": 0, "labelled": 0}, None
+    try:
+        for batch in batches:
+            n = min(len(batch["key"]), max_samples - counts["samples"])
+            if n <= 0:
+                break
+            b = to_device({k: v[:n] for k, v in batch.items() if isinstance(v, (torch.Tensor, list))},
+                          device, channels_last)
+            lab = b["labelled"]
+            with autocast():
+                out = model.forward_train(b["refs"], b["target_composites"])
+                gt = model(b["refs"][lab], b["target_udp"][lab]) if lab.any() else None
+            per = (out.rgba.float() - b["target_rgba"]).abs().mean((1, 2, 3))
+            parts = {"photo": (per.sum(), n)}
+            if gt is not None:
+                k = int(lab.sum())
+                parts["photo_gt_udp"] = ((gt.float() - b["target_rgba"][lab]).abs().mean((1, 2, 3)).sum(), k)
+                parts["udp"] = (udp_loss(out.detections, b["target_udp"], lab) * k, k)
+                parts["mask"] = (mask_loss(out.detections, b["target_udp"], lab) * k, k)
+            if lpips is not None:
+                parts["lpips"] = (lpips(out.rgba[:, :3], b["target_rgba"][:, :3]).sum(), n)
+            for name, (s, c) in parts.items():
+                total, cnt = sums.get(name, (0.0, 0))
+                sums[name] = (total + float(s), cnt + c)
+            counts["samples"] += n
+            counts["labelled"] += int(lab.sum())
+            if first is None:
+                first = {**{k: v.float().cpu() for k, v in b.items() if isinstance(v, torch.Tensor)},
+                         "pred": out.rgba.float().cpu(), "pred_udp": out.udp.float().cpu()}
+    finally:
+        model.train(was_training)
+    return {**{k: s / max(c, 1) for k, (s, c) in sums.items()}, **counts}, first
+
+
+def image_grid(batch: dict, rows: int = 4) -> torch.Tensor:
+    """(3, rows*S, (m + 4)*S) in [0, 1]: references | target | prediction | target UDP | detected UDP,
+    premultiplied images shown over white."""
+    def over_white(x):  # (..., 4, S, S) premultiplied -> (..., 3, S, S)
+        return x[..., :3, :, :] + (1 - x[..., 3:, :, :])
+
+    lines = []
+    for i in range(min(rows, batch["refs"].shape[0])):
+        tiles = [*over_white(batch["refs"][i]), over_white(batch["target_rgba"][i]), over_white(batch["pred"][i]),
+                 batch["target_udp"][i][:3], batch["pred_udp"][i][:3]]
+        lines.append(torch.cat(tiles, 2))
+    return torch.cat(lines, 1).clamp(0, 1)
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per line; on resume, lines after the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, keep_until: int | None):
+        self.path = path
+        if keep_until is not None and path.exists():
+            kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= keep_until]
+            path.write_text("".join(ln + "\n" for ln in kept))
+        elif keep_until is None:
+            path.write_text("")
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _open_tensorboard(out: Path, purge_step: int | None, log: Callable):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log("TensorBoard off: the tensorboard package is not installed (pip install tensorboard); "
+            "scalars still go to metrics.jsonl")
+        return None
+    return SummaryWriter(str(out / "tb"), purge_step=purge_step)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The script
+
+
+def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, resume: bool = False,
+          loader_fn: Callable | None = None, log: Callable[[str], None] = print,
+          _stop_after: int | None = None) -> dict:
+    """Train ``cfg`` on the shards in ``data``, writing the run to ``out``; returns a summary dict (step,
+    last train losses, last validation, skipped counts). Raises ConrError subclasses for bad input.
+
+    loader_fn(segment, rank, world, micro_batch) -> iterable of batches replaces the shard stream (tests).
+    _stop_after: stop after this many steps of this call without a final checkpoint, as a kill would.
+    """
+    # -- processes, devices, run directory ---------------------------------------------------------
+    rank, world, device = setup_distributed(cfg)
+    main = rank == 0
+    log = log if main else (lambda *_: None)
+    T, out = cfg.train, Path(out)
+    per_rank = T.batch_size // (world * T.grad_accum)
+    if per_rank < 1 or per_rank * world * T.grad_accum != T.batch_size:
+        raise ConfigError("train.batch_size", T.batch_size, f"must be a multiple of world_size x grad_accum = "
+                                                            f"{world} x {T.grad_accum}")
+    amp = T.amp if T.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
+    autocast = (lambda: torch.autocast(device.type, {"bf16": torch.bfloat16, "fp16": torch.float16}[amp])) \
+        if amp != "off" else contextlib.nullcontext
+    ckpt_path = out / "ckpt" / "last.pt"
+    ckpt = None
+    if ckpt_path.exists() and not resume:
+        raise CheckpointError(f"{out} already holds a checkpoint ({ckpt_path}); pass --resume to continue it "
+                              "or choose another --out")
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        for w in compare_configs(ckpt["config"], cfg):
+            log(f"warning: {w}")
+        if ckpt["world_size"] != world:
+            log(f"warning: resumed with world size {world}, the checkpoint ran {ckpt['world_size']}: the data "
+                "order differs from the uninterrupted run")
+    elif resume:
+        log(f"no checkpoint in {out}: starting at step 0")
+
+    # -- data ------------------------------------------------------------------------------------------
+    if loader_fn is None:
+        shards = check_shards(data)
+        check_split(shards, cfg, world)
+        val_source = eval_source(shards, cfg)
+
+        def loader_fn(segment, rank, world, micro):
+            return train_loader(shards, cfg, batch=micro, segment=segment, rank=rank, world=world,
+                                pin_memory=device.type == "cuda")
+    else:
+        shards, val_source = None, "none"
+    segment_steps = (ckpt["data"]["segment_steps"] if ckpt else
+                     cfg.data.segment_steps or T.ckpt_every or T.steps)
+    skipped = SkipTotals(ckpt["data"]["skipped"] if ckpt else None)
+
+    # -- model, losses, optimizer ------------------------------------------------------------------------
+    torch.manual_seed(T.seed)
+    random.seed(T.seed)
+    np.random.seed(T.seed)
+    model = CoNR(cfg.model)
+    if ckpt is None:
+        enc = encoder_source(cfg)
+        if enc != "random":
+            try:
+                load_weights(model.encoder, enc, backbone=True)
+            except ConrError as e:
+                raise ConfigError("train.encoder_weights", T.encoder_weights,
+                                  f"{e} (set train.encoder_weights=random to train the encoder from scratch)") from None
+    if world > 1 and T.sync_bn and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    elif world > 1 and T.sync_bn:
+        log("warning: train.sync_bn needs CUDA; BatchNorm statistics stay per rank")
+    model.to(device)
+    if T.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    vgg, msg = build_vgg_loss(T, device)
+    log(msg)
+    criterion = CoNRLoss(T.vgg_alpha, vgg)
+    optimizer = torch.optim.AdamW(param_groups(model, T.weight_decay), lr=T.lr, betas=T.betas,
+                                  **({"fused": True} if device.type == "cuda" else {}))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+    step = 0
+    if ckpt is not None:
+        load_strict(model, ckpt["model"], ckpt_path)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        step = int(ckpt["step"])
+        log(f"resumed {ckpt_path} at step {step}")
+    net: nn.Module = _TrainStep(model, T.render_udp)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if T.compile:
+        net = torch.compile(net)
+
+    # -- logging -----------------------------------------------------------------------------------------
+    if main:  # only once the input checked out: bad data or weights leave no run folder behind
+        (out / "ckpt").mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        tmp = out / ".config.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        os.replace(tmp, out / "config.yaml")
+    metrics = MetricsLog(out / "metrics.jsonl", step if ckpt else None) if main else None
+    tb = _open_tensorboard(out, step if ckpt else None, log) if main and T.tensorboard else None
+    lpips, msg = build_lpips(T, device) if main and val_source != "none" else (None, "")
+    if msg:
+        log(msg)
+    if main and val_source == "none":
+        log("validation off: no val-*.tar shards and data.holdout_views = 0")
+    if main:
+        from conr.stats import parameter_counts
+
+        log(f"conr train: {cfg.preset} preset, {parameter_counts(model)['total']:,} parameters, device {device}, "
+            f"world {world}, batch {T.batch_size} = {world} x {T.grad_accum} x {per_rank}, amp {amp}, "
+            f"steps {step}..{T.steps}")
+
+    def validate(step: int) -> dict | None:
+        if not main or val_source == "none":
+            return None
+        loader = eval_loader(shards, cfg, val_source, batch=per_rank)
+        try:
+            res, first = evaluate(model, loader, cfg.data.val_samples, device, autocast, lpips, T.channels_last)
+        except DataError as e:
+            raise unwrap_worker_error(e) from None
+        metrics.write({"step": step, "split": "val", "source": val_source, **res})
+        if tb is not None:
+            for k, v in res.items():
+                tb.add_scalar(f"val/{k}", v, step)
+            if first is not None and (T.image_every == 0 or step % T.image_every == 0):
+                tb.add_image("val/refs|target|pred|udp|detected", image_grid(first), step)
+        log(f"step {step}: val ({val_source}, {res['samples']} samples) " +
+            " ".join(f"{k} {v:.4f}" for k, v in res.items() if k not in ("samples", "labelled")))
+        return res
+
+    def checkpoint(step: int) -> None:
+        if not main:
+            return
+        state = {"format": CKPT_FORMAT, "config": cfg.to_dict(), "step": step, "world_size": world,
+                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                 "scheduler": {"kind": "warmup_cosine", "step": step, "lr": lr_at(max(step - 1, 0), T)},
+                 "rng": rng_state(), "data": {"segment_steps": segment_steps, "skipped": skipped.total()},
+                 "vgg": vgg is not None}
+        save_atomic(state, ckpt_path)
+        if T.keep_every and step % T.keep_every == 0:
+            save_atomic(state, ckpt_path.with_name(f"step_{step:08d}.pt"))
+
+    # -- stop on SIGTERM / SIGINT after the current step -----------------------------------------------------
+    stop = {"requested": False}
+
+    def on_signal(signum, frame):
+        if stop["requested"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        log(f"\nsignal {signum}: stopping after this step (a checkpoint will be written)")
+
+    handlers = {}
+    if threading_main():
+        handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    summary: dict = {"step": step}
+    bar = None
+    try:
+        if ckpt is None and T.val_at_start:
+            summary["val"] = validate(0)
+        if main and T.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=T.steps, initial=step, unit="step", dynamic_ncols=True)
+        batches, done_here = None, 0
+        window = {"t": time.perf_counter(), "steps": 0, "sums": torch.zeros(len(LOSS_NAMES) + 1, device=device)}
+        while step < T.steps:
+            if batches is None or step % segment_steps == 0:
+                # The stream of a segment is a function of (seed, segment start, rank, worker): restart it here
+                # (and on resume), skipping what the segment already used.
+                segment = step - step % segment_steps
+                batches = None  # shut the old workers down first
+                skipped.new_stream()
+                batches = iter(loader_fn(segment, rank, world, per_rank))
+                for _ in range((step - segment) * T.grad_accum):
+                    next_batch(batches)
+            lr = lr_at(step, T)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for micro in range(T.grad_accum):
+                batch = next_batch(batches)
+                skipped.update(batch)
+                b = to_device(batch, device, T.channels_last)
+                sync = micro == T.grad_accum - 1 or world == 1
+                with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
+                    det, udp, rgba = net(b["refs"], b["target_composites"], b["target_udp"], b["labelled"])
+                    losses = criterion(TrainOutput(det, udp, rgba), b)
+                scaler.scale(losses["total"] / T.grad_accum).backward()
+                window["sums"] += torch.stack([losses["total"].detach()] + [losses[k].detach() for k in LOSS_NAMES]) \
+                    / T.grad_accum
+            if not torch.isfinite(losses["total"]):
+                raise TrainingError(f"the loss is not finite at step {step + 1} (" +
+                                    ", ".join(f"{k} {float(v):.4g}" for k, v in losses.items()) + ")")
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), T.grad_clip or float("inf"))
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step, done_here = step + 1, done_here + 1
+            window["steps"] += 1
+
+            if step % T.log_every == 0 or step == T.steps:
+                sums = window["sums"].clone()
+                if world > 1:
+                    dist.all_reduce(sums)
+                    sums /= world
+                means = (sums / window["steps"]).tolist()
+                dt = time.perf_counter() - window["t"]
+                rec = {"step": step, "split": "train", "loss": means[0], **dict(zip(LOSS_NAMES, means[1:])),
+                       "lr": lr, "grad_norm": float(grad_norm), "samples_per_s": window["steps"] * T.batch_size / dt,
+                       "skipped": skipped.total()}
+                summary.update(step=step, train=rec)
+                if main:
+                    metrics.write(rec)
+                    if tb is not None:
+                        for k in ("loss", *LOSS_NAMES, "lr", "grad_norm", "samples_per_s"):
+                            tb.add_scalar(f"train/{k}", rec[k], step)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{rec['loss']:.4f}", photo=f"{rec['photo']:.4f}",
+                                        samples_s=f"{rec['samples_per_s']:.1f}")
+                window = {"t": time.perf_counter(), "steps": 0, "sums": torch.zeros_like(window["sums"])}
+            if bar is not None:
+                bar.update(1)
+            if _stop_after is not None and done_here >= _stop_after:
+                return summary  # as if killed: no final checkpoint
+            stop_now = stop["requested"]
+            if world > 1:  # every rank stops at the same step
+                flag = torch.tensor([float(stop_now)], device=device)
+                dist.all_reduce(flag)
+                stop_now = bool(flag.item())
+            t_side = time.perf_counter()  # validation and checkpoints stay out of samples/s
+            if T.val_every and step % T.val_every == 0 and step != T.steps:
+                summary["val"] = validate(step)
+            if stop_now or step == T.steps or (T.ckpt_every and step % T.ckpt_every == 0):
+                if step == T.steps:
+                    summary["val"] = validate(step)
+                checkpoint(step)
+            if world > 1:
+                dist.barrier()
+            window["t"] += time.perf_counter() - t_side
+            if stop_now:
+                log(f"stopped at step {step}; continue with --resume")
+                break
+    finally:
+        batches = None
+        if bar is not None:
+            bar.close()
+        if tb is not None:
+            tb.close()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    summary["skipped"] = skipped.total()
+    return summary
+
+
+def next_batch(batches) -> dict:
+    try:
+        return next(batches)
+    except DataError as e:  # raised in a worker: one line, not the worker's traceback
+        raise unwrap_worker_error(e) from None
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

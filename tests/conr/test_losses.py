@@ -1,0 +1,165 @@
+"""The losses of Eq. 2-5, the VGG feature loss and its weights, LPIPS from local files only."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conr.config import TrainConfig
+from conr.errors import WeightsError
+from conr.losses import (VGG_LAYER_WEIGHTS, CoNRLoss, VGGLoss, _LPIPSLinear, _VGG16Features, build_lpips,
+                         build_vgg_loss, consistency_loss, mask_loss, photo_loss, udp_loss)
+from conr.nn.backbones import VGG19, VGG19_LOSS_LAYERS
+from conr.nn.conr import TrainOutput
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: these models are tiny, and spinning OpenMP threads on a shared machine can make a
+    step many times slower than its single-threaded run."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """Weight lookups see only an empty folder."""
+    monkeypatch.setenv("CONR_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path
+
+
+def udp_image(B=2, S=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    occ = (torch.rand(B, 1, S, S, generator=g) > 0.5).float()
+    return torch.cat((torch.rand(B, 3, S, S, generator=g) * occ, occ), 1)
+
+
+def test_udp_loss_is_l1_inside_the_mask_over_labelled_samples():
+    gt = udp_image()
+    det = torch.cat((gt[:, None, :3].repeat(1, 3, 1, 1, 1), torch.zeros(2, 3, 1, 8, 8)), 2)
+    both = torch.tensor([True, True])
+    assert float(udp_loss(det, gt, both)) == pytest.approx(0, abs=1e-6)
+    outside = det.clone()
+    outside[:, :, :3] += (gt[:, None, 3:] == 0) * 0.5       # errors outside the occupancy do not count
+    assert float(udp_loss(outside, gt, both)) == pytest.approx(0, abs=1e-6)
+    inside = det.clone()
+    inside[:, :, :3] += 0.25
+    assert udp_loss(inside, gt, both) == pytest.approx(0.25, abs=1e-6)
+    # unlabelled samples are skipped: sample 1 may be anything
+    wrong = inside.clone()
+    wrong[1] = 7.0
+    assert udp_loss(wrong, gt, torch.tensor([True, False])) == pytest.approx(0.25, abs=1e-6)
+    assert udp_loss(wrong, gt, torch.tensor([False, False])) == 0
+
+
+def test_mask_loss_is_bce_of_the_averaged_mask_and_stable():
+    gt = udp_image()
+    logits = torch.randn(2, 4, 1, 8, 8) * 3
+    det = torch.cat((torch.rand(2, 4, 3, 8, 8), logits), 2)
+    ref = F.binary_cross_entropy(torch.sigmoid(logits).mean(1)[:, 0], gt[:, 3])
+    assert mask_loss(det, gt, torch.tensor([True, True])) == pytest.approx(float(ref), rel=1e-5)
+    huge = det.clone()
+    huge[:, :, 3] = 1e4 * (gt[:, None, 3] * 2 - 1)          # confidently right: ~0, never nan/inf
+    assert float(mask_loss(huge, gt, torch.tensor([True, True]))) < 1e-6
+    huge[:, :, 3] *= -1                                     # confidently wrong: large but finite
+    assert math.isfinite(float(mask_loss(huge, gt, torch.tensor([True, True]))))
+    with torch.autocast("cpu", torch.bfloat16):             # F.binary_cross_entropy refuses autocast
+        assert math.isfinite(float(mask_loss(det, gt, torch.tensor([True, False]))))
+
+
+def test_consistency_is_the_bessel_std_of_the_k_detections():
+    det = torch.randn(2, 4, 4, 8, 8, requires_grad=True)
+    p = torch.cat((det[:, :, :3], torch.sigmoid(det[:, :, 3:])), 2)
+    ref = torch.sqrt(((p - p.mean(1, keepdim=True)) ** 2).sum(1) / 3 + 1e-6).mean().detach()
+    assert consistency_loss(det).item() == pytest.approx(ref.item(), rel=1e-5)
+    same = det[:, :1].detach().repeat(1, 4, 1, 1, 1).requires_grad_(True)
+    loss = consistency_loss(same)
+    loss.backward()
+    assert loss.item() == pytest.approx(1e-3, rel=1e-3) and torch.isfinite(same.grad).all()
+    assert float(consistency_loss(det[:, :1])) == 0                # k = 1: no spread to measure
+
+
+def test_vgg_layer_weights_are_zhang_ng_chen_2018():
+    assert VGG_LAYER_WEIGHTS == pytest.approx((1 / 2.6, 1 / 4.8, 1 / 3.7, 1 / 5.6, 10 / 1.5))
+    assert VGG19_LOSS_LAYERS == (3, 8, 13, 22, 31)           # relu1_2, relu2_2, relu3_2, relu4_2, relu5_2
+
+
+def test_vgg_loss_zero_for_equal_images_and_gradients_reach_the_image_only():
+    torch.manual_seed(0)
+    loss = VGGLoss(VGG19(norm="imagenet"))
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    y = torch.rand(2, 3, 32, 32)
+    assert float(loss(y, y)) == 0
+    value = loss(x, y)
+    value.backward()
+    assert value.item() > 0 and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.vgg.parameters())
+    loss.train()
+    assert not loss.vgg.training
+
+
+def test_vgg_weights_missing_disable_with_a_warning_or_fail_when_required(no_weights):
+    with pytest.warns(UserWarning, match="L_vgg disabled.*vgg19-dcbb9e9d.pth.*not found"):
+        module, msg = build_vgg_loss(TrainConfig(vgg_weights="vgg19"))
+    assert module is None and "disabled" in msg
+    with pytest.raises(WeightsError, match="vgg19-dcbb9e9d.pth"):
+        build_vgg_loss(TrainConfig(vgg_weights="vgg19", vgg_required=True))
+    with pytest.warns(UserWarning, match="randomly initialised"):
+        module, _ = build_vgg_loss(TrainConfig(vgg_weights="random"))
+    assert isinstance(module, VGGLoss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert build_vgg_loss(TrainConfig(vgg_weights="none"))[0] is None
+        assert build_vgg_loss(TrainConfig(vgg_alpha=0.0))[0] is None
+
+
+def test_vgg_weights_load_from_a_torchvision_layout_file(no_weights):
+    src = VGG19(norm="imagenet")   # torchvision's parameter names (its classifier: conr.weights' tests)
+    path = no_weights / "vgg19-mine.pth"
+    torch.save(src.state_dict(), path)
+    module, msg = build_vgg_loss(TrainConfig(vgg_weights=str(path)))
+    assert str(path) in msg
+    assert torch.equal(module.vgg.features[0].weight, src.features[0].weight)
+
+
+def test_total_is_eq5_and_unlabelled_targets_skip_udp_and_mask():
+    torch.manual_seed(0)
+    B, S = 2, 32
+    out = TrainOutput(torch.randn(B, 4, 4, S, S), torch.rand(B, 4, S, S), torch.rand(B, 4, S, S))
+    batch = {"target_udp": udp_image(B, S), "target_rgba": torch.rand(B, 4, S, S),
+             "labelled": torch.tensor([True, False])}
+    vgg = VGGLoss(VGG19(norm="imagenet"))
+    losses = CoNRLoss(alpha=0.5, vgg=vgg)(out, batch)
+    expected = losses["udp"] + losses["cons"] + losses["mask"] + losses["photo"] + 0.5 * losses["vgg"]
+    assert float(losses["total"]) == pytest.approx(float(expected), rel=1e-6)
+    assert float(losses["photo"]) == pytest.approx(float(photo_loss(out.rgba, batch["target_rgba"])))
+    other = dict(batch, target_udp=batch["target_udp"].clone())
+    other["target_udp"][1] = 1.0                            # the unlabelled sample's "UDP" is ignored
+    again = CoNRLoss(alpha=0.5, vgg=vgg)(out, other)
+    assert float(again["udp"]) == float(losses["udp"]) and float(again["mask"]) == float(losses["mask"])
+    off = CoNRLoss(alpha=0.5, vgg=None)(out, batch)
+    assert float(off["vgg"]) == 0
+
+
+def test_lpips_only_from_local_files(no_weights):
+    lpips, msg = build_lpips(TrainConfig())
+    assert lpips is None and "LPIPS skipped" in msg and "vgg16-397923af.pth" in msg
+    wdir = no_weights / "weights"
+    wdir.mkdir()
+    torch.manual_seed(0)
+    torch.save(_VGG16Features().state_dict(), wdir / "vgg16-397923af.pth")
+    lin = _LPIPSLinear()
+    for p in lin.parameters():
+        torch.nn.init.uniform_(p, 0, 0.1)                   # lpips' heads are non-negative
+    torch.save(lin.state_dict(), wdir / "lpips-vgg-v0.1.pth")
+    assert set(lin.state_dict()) == {f"lin{i}.model.1.weight" for i in range(5)}  # the lpips package's keys
+    lpips, msg = build_lpips(TrainConfig())
+    x, y = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    d = lpips(x, y)
+    assert d.shape == (3,) and (d > 0).all() and float(lpips(x, x).abs().max()) < 1e-6

@@ -1,0 +1,237 @@
+"""conr.train and `conr train`: the loss goes down, a killed + resumed run equals an uninterrupted one,
+DDP on two CPU processes equals one process with the same global batch, checkpoints load with
+weights_only=True, and bad input (config typos, data folders, checkpoints) is one clear line."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sys
+import tarfile
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from click.testing import CliRunner
+
+from conr.cli import main
+from conr.config import load_config
+from conr.data import train_loader, write_toy_shards
+from conr.errors import ConfigError
+from conr.train import CheckpointError, lr_at, train
+
+FAST = ["data.num_workers=0", "train.progress=false", "train.tensorboard=false", "train.val_at_start=false",
+        "train.val_every=0", "train.log_every=1", "train.batch_size=4", "train.warmup_steps=2"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: these models are tiny, and spinning OpenMP threads on a shared machine can make a
+    step many times slower than its single-threaded run."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    d = tmp_path_factory.mktemp("toy")
+    write_toy_shards(d, characters=10, views=5, size=64, val_characters=2, per_shard=2)
+    return d
+
+
+def tiny(*overrides):
+    return load_config("tiny", [*FAST, *overrides])
+
+
+def records(run, split="train"):
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["split"] == split]
+
+
+def quiet(*_):
+    pass
+
+
+def test_training_lowers_the_loss(shards, tmp_path):
+    result = CliRunner().invoke(main, ["train", "--config", "tiny", "--data", str(shards), "--out", str(tmp_path),
+                                       "--steps", "30", "--json", *sum((["--set", o] for o in FAST), []),
+                                       "--set", "train.val_every=30"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["step"] == 30 and summary["val"]["samples"] == 2
+    losses = [r["loss"] for r in records(tmp_path)]
+    photo = [r["photo"] for r in records(tmp_path)]
+    assert len(losses) == 30
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5]) and sum(photo[-5:]) < 0.8 * sum(photo[:5])
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "ckpt" / "last.pt").is_file()
+
+
+def test_kill_and_resume_equals_uninterrupted(shards, tmp_path):
+    # checkpoints every 3 steps, data segments of 4: the resume from step 6 re-creates the segment of
+    # step 4 and skips its first two batches
+    cfg = tiny("train.steps=9", "train.ckpt_every=3", "data.segment_steps=4", "train.val_every=4")
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    train(cfg, shards, whole, log=quiet)
+    train(cfg, shards, cut, log=quiet, _stop_after=7)               # "killed" after step 7, last ckpt at 6
+    assert [r["step"] for r in records(cut)] == list(range(1, 8))
+    train(cfg, shards, cut, resume=True, log=quiet)
+    assert [r["step"] for r in records(cut)] == list(range(1, 10))  # steps 7.. were dropped and redone
+    for a, b in zip(records(whole), records(cut)):
+        assert {k: a[k] for k in ("loss", "udp", "mask", "cons", "photo", "lr", "grad_norm")} == \
+               {k: b[k] for k in ("loss", "udp", "mask", "cons", "photo", "lr", "grad_norm")}
+    assert [r["photo"] for r in records(whole, "val")] == [r["photo"] for r in records(cut, "val")]
+    sa = torch.load(whole / "ckpt" / "last.pt", weights_only=True)
+    sb = torch.load(cut / "ckpt" / "last.pt", weights_only=True)
+    assert sa["step"] == sb["step"] == 9
+    assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
+
+
+def test_checkpoint_is_plain_and_resume_refuses_another_config(shards, tmp_path):
+    cfg = tiny("train.steps=2")
+    train(cfg, shards, tmp_path, log=quiet)
+    ck = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    assert ck["config"] == cfg.to_dict() and ck["step"] == 2
+    assert set(ck["rng"]) == {"python", "numpy", "torch", "cuda"}
+    assert {"optimizer", "scaler", "scheduler", "data"} <= set(ck)
+    with pytest.raises(CheckpointError, match="already holds a checkpoint"):
+        train(cfg, shards, tmp_path, log=quiet)
+    with pytest.raises(CheckpointError, match="train.lr: checkpoint 0.001, config 0.0005"):
+        train(tiny("train.steps=3", "train.lr=5e-4"), shards, tmp_path, resume=True, log=quiet)
+    with pytest.raises(CheckpointError, match="model.views"):
+        train(tiny("train.steps=3", "model.views=3"), shards, tmp_path, resume=True, log=quiet)
+    summary = train(tiny("train.steps=3"), shards, tmp_path, resume=True, log=quiet)  # steps may grow
+    assert summary["step"] == 3
+    (tmp_path / "ckpt" / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="cannot be read as a conr checkpoint"):
+        train(cfg, shards, tmp_path, resume=True, log=quiet)
+
+
+def test_tensorboard_events_image_grid_and_its_absence(shards, tmp_path, monkeypatch):
+    from conr.train import image_grid
+
+    grid = image_grid({"refs": torch.rand(2, 4, 4, 8, 8), "target_rgba": torch.rand(2, 4, 8, 8),
+                       "pred": torch.rand(2, 4, 8, 8), "target_udp": torch.rand(2, 4, 8, 8),
+                       "pred_udp": torch.rand(2, 4, 8, 8)})
+    assert grid.shape == (3, 2 * 8, (4 + 4) * 8) and 0 <= float(grid.min()) and float(grid.max()) <= 1
+    lines = []
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # as if tensorboard were not installed
+    train(tiny("train.steps=1", "train.tensorboard=true"), shards, tmp_path / "none", log=lines.append)
+    assert any("TensorBoard off: the tensorboard package is not installed" in ln for ln in lines)
+    monkeypatch.delitem(sys.modules, "torch.utils.tensorboard")
+    pytest.importorskip("torch.utils.tensorboard")
+    train(tiny("train.steps=1", "train.tensorboard=true", "train.val_at_start=true"), shards, tmp_path / "tb",
+          log=quiet)
+    assert list((tmp_path / "tb" / "tb").glob("events.out.tfevents.*"))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = tiny("train.steps=100", "train.warmup_steps=10", "train.lr=1e-3", "train.min_lr=1e-5").train
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lr_at(100, cfg) == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--set", "train.lrr=1"], "train.lrr=1: unknown train field"),
+    (["--set", "data.crop_min=2"], "data.crop_min=2.0: expected a fraction in (0, 1]"),
+    (["--set", "model.warp=false"], "model.warp=False: unknown model field"),
+    (["--set", "train.batch_size=3"], "train.batch_size=3: must be a multiple of"),
+    (["--set", "lr=1"], "expected SECTION.FIELD=VALUE"),
+])
+def test_config_errors_name_the_key(shards, tmp_path, args, needle):
+    result = CliRunner().invoke(main, ["train", "--config", "tiny", "--data", str(shards), "--out",
+                                       str(tmp_path), "--set", "train.grad_accum=2", *args])
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert needle in result.output
+
+
+def test_config_files_toml_and_yaml(tmp_path):
+    (tmp_path / "a.toml").write_text('preset = "tiny"\n[train]\nlr = 3e-4\n[data]\nnum_workers = 1\n')
+    (tmp_path / "b.yaml").write_text("preset: tiny\ntrain:\n  lr: 3e-4\ndata:\n  num_workers: 1\n")
+    a, b = load_config(tmp_path / "a.toml"), load_config(tmp_path / "b.yaml", ["model.views=2"])
+    assert a.train.lr == b.train.lr == 3e-4 and a.data.num_workers == 1 and b.model.views == 2
+    (tmp_path / "c.yaml").write_text("preset: tiny\ntrain:\n  stepz: 3\n")
+    with pytest.raises(ConfigError, match="train.stepz"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("preset: tiny\nextra: 1\n")
+    with pytest.raises(ConfigError, match="extra=1: unknown top-level key"):
+        load_config(tmp_path / "d.yaml")
+
+
+def test_bad_data_folders_are_one_line(shards, tmp_path):
+    other = tmp_path / "other"                                   # a shard of another schema (images + labels)
+    other.mkdir()
+    with tarfile.open(other / "train-000000.tar", "w") as t:
+        for name, data in (("a0.jpg", b"\xff\xd8\xff"), ("a0.cls", b"3")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+    (other / "train-000000.stats.json").write_text("{}")
+    for data, needle in ((tmp_path / "absent", "no such shard directory"), (tmp_path, "no committed train-"),
+                         (other, "not of the udpgen shard schema"),
+                         (shards, "shard_mode 'split' needs at least world_size x workers = 5 train shards")):
+        extra = ["--set", "data.shard_mode=split", "--set", "data.num_workers=5"] if data is shards else []
+        result = CliRunner().invoke(main, ["train", "--config", "tiny", "--data", str(data), "--out",
+                                           str(tmp_path / "run"), *extra])
+        assert result.exit_code == 1 and needle in result.output, result.output
+        assert result.output.strip().count("\n") == 0
+        assert not (tmp_path / "run").exists()                   # nothing written for bad input
+
+
+# ---------------------------------------------------------------------------------------------------------
+# DDP: two CPU processes (gloo), per-rank batch 2, equal one process with batch 4 in two micro-batches.
+# BatchNorm normalises per micro-batch in both, so the two runs compute the same thing; each micro-batch
+# is the stream of "virtual rank" rank * grad_accum + micro.
+
+
+def interleaved(shards_dir, cfg):
+    from conr.data import check_shards
+
+    s = check_shards(shards_dir)
+
+    def loader_fn(segment, rank, world, micro):
+        accum = cfg.train.grad_accum
+        its = [iter(train_loader(s, cfg, batch=micro, segment=segment, rank=rank * accum + j,
+                                 world=world * accum)) for j in range(accum)]
+        while True:
+            for it in its:
+                yield next(it)
+
+    return loader_fn
+
+
+def _ddp_worker(rank, port, shards_dir, out, overrides):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    cfg = tiny(*overrides)
+    try:
+        train(cfg, None, out, loader_fn=interleaved(shards_dir, cfg), log=quiet)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_cpu_processes_equal_one_process(shards, tmp_path):
+    steps = ["train.steps=4", "train.ckpt_every=0"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(shards), str(tmp_path / "ddp"), steps), nprocs=2, join=True)
+    torch.set_num_threads(1)
+    cfg = tiny(*steps, "train.grad_accum=2")
+    train(cfg, None, tmp_path / "one", loader_fn=interleaved(shards, cfg), log=quiet)
+    ddp, one = records(tmp_path / "ddp"), records(tmp_path / "one")
+    assert len(ddp) == len(one) == 4
+    for a, b in zip(ddp, one):
+        for k in ("loss", "photo", "udp", "mask", "grad_norm"):
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (a["step"], k)
+    ck = torch.load(tmp_path / "ddp" / "ckpt" / "last.pt", weights_only=True)
+    assert ck["world_size"] == 2
+    pa = ck["model"]
+    pb = torch.load(tmp_path / "one" / "ckpt" / "last.pt", weights_only=True)["model"]
+    for k, v in pa.items():
+        if "running" not in k and "num_batches" not in k:  # BatchNorm buffers: rank 0's in DDP
+            assert torch.allclose(v, pb[k], rtol=1e-4, atol=1e-5), k
