@@ -101,18 +101,79 @@ def test_white_shirt_pocket_and_markers_override():
     img = on(truth, (255, 255, 255))
     shirt = (int(0.6 * 128), 64)
     auto = matte(img)
-    assert auto.alpha[shirt] < 0.5  # a large flat region of background colour: taken as a pocket
+    # The shirt is exactly the background colour, but only its own outline separates it from the
+    # outside background: a garment, not a pocket. The pocket behind the arm is walled off by limbs.
+    assert auto.alpha[shirt] > 0.5 and auto.alpha[POCKET] < 0.5
+    assert iou(auto.alpha, truth) >= 0.97
     marks = np.zeros_like(img)
-    marks[shirt[0] - 2:shirt[0] + 3, 60:68] = (0, 255, 0)          # "this is the character"
-    marks[POCKET[0], POCKET[1] - 2:POCKET[1] + 3] = (0, 255, 0)   # ... and so is this pocket (override)
+    marks[POCKET[0], POCKET[1] - 2:POCKET[1] + 3] = (0, 255, 0)   # "this pocket is the character" (override)
     r = matte(img, marks)
     assert r.alpha[shirt] > 0.5 and r.alpha[POCKET] > 0.5
     assert iou(r.alpha, truth) < 1 and any("markers" in n for n in r.notes)
     red = np.zeros((128, 128, 4), np.uint8)
-    red[60:64, 62:66] = (255, 0, 0, 255)
+    red[60:64, 62:66] = (255, 0, 0, 255)                          # "the shirt is background"
     assert matte(img, red).alpha[shirt] < 0.5
     with pytest.raises(UdpgenError):
         matte(img, np.zeros((10, 10, 3), np.uint8))
+
+
+def shaded_blouse():
+    """The test character in a toon-shaded white blouse: lit at 250 grey (1.9 Delta E from paper white),
+    a bluish grey shadow over its lower part, dark outlines as usual."""
+    truth = character(fill_shirt=(250, 250, 250))
+    shade = (truth[..., 3] == 255) & (np.abs(truth[..., :3].astype(int) - 250).max(axis=2) <= 1)
+    shade[:int(0.7 * 128)] = False
+    truth[shade, :3] = (226, 226, 236)
+    return truth
+
+
+@pytest.mark.parametrize("encode", [False, True])
+def test_shaded_white_garment_on_white_is_not_a_pocket(encode):
+    truth = shaded_blouse()
+    img = on(truth, (255, 255, 255))
+    r = matte(jpeg(img) if encode else img)
+    assert iou(r.alpha, truth) >= 0.97
+    assert r.alpha[int(0.6 * 128), 64] > 0.5 and r.alpha[int(0.8 * 128), 64] > 0.5  # lit and shaded parts
+    assert r.alpha[POCKET] < 0.5, "the real pocket behind the arm is still background"
+    assert r.confidence > 0.5
+
+
+def test_light_region_walled_off_by_limbs_needs_the_exact_background_colour():
+    # Fill the pocket behind the arm with near-white (a white shirt seen through the arm): it is walled
+    # off from the outside like a pocket, but 250 grey is not the 255 background: foreground.
+    truth = character()
+    _, labels = cv2.connectedComponents((truth[..., 3] == 0).astype(np.uint8), connectivity=4)
+    inside = labels == labels[POCKET]
+    assert 0 < inside.sum() < 1000
+    truth[inside] = (250, 250, 250, 255)
+    r = matte(on(truth, (255, 255, 255)))
+    assert r.alpha[POCKET] > 0.5 and iou(r.alpha, truth) >= 0.97
+    assert not any("pocket" in n for n in r.notes)
+
+
+def test_dark_outline_on_dark_background_keeps_its_alpha():
+    # Unmixing the outline against the light fill behind it (the nearest interior pixel on a slanted
+    # edge) gave alpha 0 all round the figure; the outline pixel beside it is the right pure colour.
+    truth = character(fill_shirt=(230, 200, 120), outline=(20, 20, 30))
+    r = matte(on(truth, (50, 50, 70)))
+    assert iou(r.alpha, truth) >= 0.985
+    edge = (truth[..., 3] > 0) & (truth[..., 3] < 255)
+    assert np.abs(r.alpha - truth[..., 3] / 255).sum() < 20
+    assert np.abs(r.alpha[edge] - truth[edge, 3] / 255).mean() < 0.15
+
+
+@pytest.mark.parametrize("encode", [False, True])
+def test_garment_lost_to_a_close_background_lowers_confidence(encode):
+    bg = (40, 40, 110)
+    img = on(character(), bg)
+    clean = matte(jpeg(img) if encode else img)
+    assert clean.factors["purity"] == 1 and clean.confidence > 0.5
+    # A dark skirt without outline, 7 Delta E from the background: it goes to the background (the
+    # colour model cannot tell), and the confidence says so.
+    cv2.rectangle(img, (40, 100), (88, 124), (50, 50, 130), -1)
+    r = matte(jpeg(img) if encode else img)
+    assert r.alpha[112, 64] < 0.5
+    assert r.factors["purity"] < 0.5 and r.confidence < 0.5 and any("purity" in n for n in r.notes)
 
 
 def test_rgba_input_keeps_alpha_and_opaque_rgba_is_matted():
@@ -146,10 +207,12 @@ def test_textured_background_falls_back_and_is_deterministic():
     a, b = matte(img), matte(img)
     assert np.array_equal(a.rgba, b.rgba) and a.confidence == b.confidence
     assert any("textured" in n for n in a.notes) and a.confidence <= 0.5
+    assert 0 <= a.factors["edges"] <= 1 and a.factors["purity"] == 1
 
 
 @pytest.mark.parametrize("kw", [{"bg_threshold": -1}, {"margin_px": 0}, {"edge_px": 1.5}, {"min_border_share": 2.0},
-                                {"texture_fallback": 1}, {"guided_eps": float("nan")}])
+                                {"texture_fallback": 1}, {"guided_eps": float("nan")}, {"pocket_max_hug": 1.5},
+                                {"pocket_gap_px": 0.0}])
 def test_bad_settings_name_field_and_value(kw):
     (name, value), = kw.items()
     with pytest.raises(SettingsError, match=name) as e:
