@@ -124,6 +124,27 @@ def _input_errors() -> tuple[type, ...]:
     return ConrError, UdpgenError
 
 
+class _LazyBar:
+    """A tqdm bar that appears with the first unit of work, so input errors found before it stay one line."""
+
+    def __init__(self, total: int, desc: str, unit: str):
+        self.args, self.bar = {"total": total, "desc": desc, "unit": unit, "dynamic_ncols": True}, None
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(**self.args)
+        self.bar.update(n)
+
+    def __enter__(self) -> "_LazyBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @main.command("render")
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), metavar="CK",
               help="A checkpoint written by `conr train` (RUN/ckpt/last.pt).")
@@ -146,7 +167,8 @@ def _input_errors() -> tuple[type, ...]:
               help="Also a transparent video: .webm (VP9 with alpha), .apng or .mov (QuickTime Animation).")
 @click.option("--fps", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
 @click.option("--background", default="white", show_default=True, help="Video background: #rrggbb, r,g,b or a name.")
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Target poses per network call.")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Target poses per network call.")
 @click.option("--size", type=int, default=None, help="Network side (multiple of 32; default: the checkpoint's).")
 @click.option("--margin", type=click.FloatRange(0, 2), default=0.1, show_default=True,
               help="Crop margin around a character's bounding box (fraction of its longer side).")
@@ -172,8 +194,6 @@ def render(checkpoint, sheet_path, poses, mmd_model, motion, frames, frame_size,
     """
     import time
     from pathlib import Path
-
-    from tqdm import tqdm
 
     from conr.infer import (Animator, InferenceError, MotionPoses, list_pose_files, load_sheet, model_from_checkpoint,
                             pick_device, read_pose_files)
@@ -207,6 +227,8 @@ def render(checkpoint, sheet_path, poses, mmd_model, motion, frames, frame_size,
         else:
             motion_poses = MotionPoses(mmd_model, motion, frame_size, frames)
             total = len(motion_poses)
+            for line in motion_poses.warnings:
+                click.echo(f"warning: {line}", err=True)
 
             def source_fn():
                 from udpgen import udp as udp_io
@@ -221,7 +243,7 @@ def render(checkpoint, sheet_path, poses, mmd_model, motion, frames, frame_size,
         anim = Animator(model, sheet.refs, dev, batch, encode_once=not per_frame_encode, margin=margin)
         names, empty = [], 0
         with FrameSink(out, video_path, alpha_video, fps, colour) as sink, \
-                tqdm(total=total, unit="frame", desc="conr render", dynamic_ncols=True) as bar:
+                _LazyBar(total, "conr render", "frame") as bar:
             for fr in anim.frames(source):
                 sink.write(fr.index, fr.rgba)
                 names.append(fr.name)
@@ -272,7 +294,8 @@ def detect(input_path, checkpoint, out_dir, npz, size, background, margin, devic
     import numpy as np
     from tqdm import tqdm
 
-    from conr.infer import IMAGE_EXTS, InferenceError, detect as run_detect, model_from_checkpoint, natural_key, pick_device
+    from conr.infer import IMAGE_EXTS, InferenceError, model_from_checkpoint, natural_key, pick_device
+    from conr.infer import detect as run_detect
     from conr.video import parse_colour
     from udpgen import udp as udp_io
     from udpgen.images import read_image, write_png_atomic
@@ -343,8 +366,6 @@ def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, worke
       conr evaluate --checkpoint runs/tiny/ckpt/last.pt --data shards/
       conr evaluate --checkpoint CK --data shards/ --source holdout --holdout 1 --views 4 --json
     """
-    from tqdm import tqdm
-
     from conr.evaluate import evaluate_views, format_table
     from conr.infer import model_from_checkpoint, pick_device
     from conr.losses import build_lpips
@@ -354,7 +375,7 @@ def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, worke
         model, cfg = model_from_checkpoint(checkpoint, dev)
         lpips, msg = build_lpips(cfg.train, dev)
         total = samples or cfg.data.val_samples
-        with tqdm(total=total, unit="item", desc="conr evaluate", dynamic_ncols=True) as bar:
+        with _LazyBar(total, "conr evaluate", "item") as bar:
             result = evaluate_views(model, cfg, data, max_views=max_views, max_samples=samples, source=source,
                                     holdout=holdout, batch=batch, workers=workers, device=dev, lpips=lpips,
                                     progress=bar.update)
