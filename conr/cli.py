@@ -128,7 +128,8 @@ class _LazyBar:
     """A tqdm bar that appears with the first unit of work, so input errors found before it stay one line."""
 
     def __init__(self, total: int, desc: str, unit: str):
-        self.args, self.bar = {"total": total, "desc": desc, "unit": unit, "dynamic_ncols": True}, None
+        self.args = {"total": total, "desc": desc, "unit": unit, "dynamic_ncols": True, "disable": None}
+        self.bar = None
 
     def update(self, n: int = 1) -> None:
         if self.bar is None:
@@ -319,7 +320,7 @@ def detect(input_path, checkpoint, out_dir, npz, size, background, margin, devic
             raise InferenceError(f"--size {side}: expected a positive multiple of 32")
         (out / "vis").mkdir(parents=True, exist_ok=True)
         results = []
-        for f in tqdm(files, unit="image", desc="conr detect", disable=len(files) < 2):
+        for f in tqdm(files, unit="image", desc="conr detect", disable=True if len(files) < 2 else None):
             img = read_image(f)
             det = run_detect(model, img, side, colour, margin, dev)
             stem = f.name.rsplit(".", 1)[0]

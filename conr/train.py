@@ -465,7 +465,8 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
         if main and T.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=T.steps, initial=step, unit="step", dynamic_ncols=True)
+            # disable=None: no bar when stderr is not a terminal (logs, the demo's child process)
+            bar = tqdm(total=T.steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
         batches, done_here = None, 0
         window = {"t": time.perf_counter(), "steps": 0, "sums": torch.zeros(len(LOSS_NAMES) + 1, device=device)}
         while step < T.steps:

@@ -2,18 +2,15 @@
 cleanly when it is absent."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import GENE, REPO, SAMPLE
+
 # Test this checkout, whatever copy of the package an editable install elsewhere points at.
 sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("CONR_SHARED", REPO.parent / "shared"))
-GENE = SHARED / "assets" / "gene"
-SAMPLE = REPO / "assets" / "sample"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import GENE, SAMPLE
+from paths import GENE, SAMPLE
 from mmd_fixtures import make_model
 from udpgen.errors import FormatError
 from udpgen.mmd import parse

@@ -136,7 +136,8 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
         raise UdpgenError(f"{input_path}: an input would be written as report.png, which --report needs; "
                           "move it into a sub-folder or leave out --report")
     rows, failed = [], 0
-    for src, rel_in, rel in tqdm(jobs, desc="matte", unit="img", disable=len(jobs) < 2, file=sys.stderr):
+    for src, rel_in, rel in tqdm(jobs, desc="matte", unit="img", disable=True if len(jobs) < 2 else None,
+                                 file=sys.stderr):
         row = {"input": str(src), "output": None, "confidence": None, "notes": [], "factors": {}}
         try:
             image = read_image(src)

@@ -125,7 +125,7 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
     stem0 = Path(model_path).stem
     written, empty, preview = 0, 0, []
     with tqdm(total=len(poses) * views, desc="render", unit="view", file=sys.stderr,
-              disable=len(poses) * views < 2) as bar:
+              disable=True if len(poses) * views < 2 else None) as bar:
         for p, (label, values) in enumerate(poses):
             pose = character.pose(values)
             centre, radius = pose.bounding_sphere()

@@ -19,16 +19,6 @@ from conr.data import (DataError, ItemMaker, SkipTotals, check_shards, choose_vi
 S, M, K = 64, 4, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these models are tiny, and spinning OpenMP threads on a shared machine can make a
-    step many times slower than its single-threaded run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     return write_toy_shards(tmp_path_factory.mktemp("toy"), characters=10, views=5, size=S, val_characters=2,

@@ -16,16 +16,6 @@ from conr.nn.backbones import VGG19, VGG19_LOSS_LAYERS
 from conr.nn.conr import TrainOutput
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these models are tiny, and spinning OpenMP threads on a shared machine can make a
-    step many times slower than its single-threaded run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def no_weights(tmp_path, monkeypatch):
     """Weight lookups see only an empty folder."""

@@ -25,16 +25,6 @@ FAST = ["data.num_workers=0", "train.progress=false", "train.tensorboard=false",
         "train.val_every=0", "train.log_every=1", "train.batch_size=4", "train.warmup_steps=2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these models are tiny, and spinning OpenMP threads on a shared machine can make a
-    step many times slower than its single-threaded run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     d = tmp_path_factory.mktemp("toy")
