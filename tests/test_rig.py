@@ -286,7 +286,7 @@ def test_canonical_frame_faces_plus_z(sample):
     assert abs(p[:, 1].min()) < 0.01 and p[:, 1].max() > 1.0          # floor at 0, unit = neck height
     assert c.to_frame(rig.skeleton.rest[rig.skeleton.index("左腕")])[0] > 0     # the character's left is +X
     blink = next(m for m in sample.morphs if m.name == "まばたき").offsets["index"]     # the eyelids
-    head = p[rig.skeleton.index("頭")] if False else c.to_frame(rig.skeleton.rest[rig.skeleton.index("頭")])
+    head = c.to_frame(rig.skeleton.rest[rig.skeleton.index("頭")])
     assert np.all(p[blink, 2] > head[2])                              # the face points to +Z
 
 
