@@ -93,6 +93,17 @@ def discover_motions(root: str | os.PathLike | None) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MOTION_EXTS)
 
 
+def read_source(source: ModelSource) -> bytes:
+    """The model file's bytes, from disk or from inside its archive (no extraction)."""
+    if source.member is None:
+        return Path(source.path).read_bytes()
+    with zipfile.ZipFile(source.path) as z:
+        info = next((i for i in z.infolist() if _member_name(i) == source.member), None)
+        if info is None:
+            raise UdpgenError(f"{source.name}: no such member in the archive")
+        return z.read(info)
+
+
 def materialise(source: ModelSource, cache_dir: str | os.PathLike) -> Path:
     """The model as a file on disk, its textures beside it: the file itself, or the archive extracted once
     into ``cache_dir/<archive sha256>/`` (guarded against absolute or '..' names and oversized archives)."""

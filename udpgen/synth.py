@@ -27,7 +27,7 @@ from udpgen.errors import UdpgenError
 from udpgen.mmd import Model, Motion, Pose, parse
 from udpgen.mmd.model import vmd_name_bytes
 from udpgen.shards import Sample, ShardWriter, View, is_complete, split_of, write_manifest, write_sizes
-from udpgen.sources import ModelSource, discover_models, discover_motions, materialise
+from udpgen.sources import ModelSource, discover_models, discover_motions, materialise, read_source
 
 CACHE = ".cache"          # extracted archives, inside the output folder
 
@@ -103,16 +103,7 @@ def _seed(*parts) -> int:
 
 
 def _load_model(src: ModelSource) -> Model:
-    if src.member is None:
-        data = Path(src.path).read_bytes()
-    else:
-        import zipfile
-
-        from udpgen.sources import _member_name
-        with zipfile.ZipFile(src.path) as z:
-            info = next(i for i in z.infolist() if _member_name(i) == src.member)
-            data = z.read(info)
-    model = parse(data, src.path if src.member is None else f"{src.path}:{src.member}")
+    model = parse(read_source(src), src.path if src.member is None else f"{src.path}:{src.member}")
     if not isinstance(model, Model):
         raise UdpgenError(f"{src.name}: not a model")
     return model
@@ -198,6 +189,7 @@ def _character(plan_: Plan, index: int, out_dir: Path):
         renderer = _WORKER["renderer"]
         for old in list(cache)[:-3]:             # keep a few models' GL buffers, free the rest
             cache.pop(old)[2].release()
+            _WORKER.pop("samplers", None)        # keyed by model object: drop with the models
         src = plan_.models[index]
         path = materialise(src, out_dir / CACHE)
         from udpgen.mmd import load
@@ -230,8 +222,15 @@ def _render_view(plan_: Plan, spec: ViewSpec, model, rig, char, poses, renderer)
         values, label = poses[spec.index], f"random:{spec.index}"
     else:
         motion = _motion(plan_, spec.index)
-        values = (MotionSampler(model, motion).at(spec.frame) if isinstance(motion, Motion)
-                  else pose_values(model, motion))
+        if isinstance(motion, Motion):
+            # one sampler per (model, motion): its key tables are built once, not per view
+            samplers = _WORKER.setdefault("samplers", {})
+            key = (id(model), spec.index)
+            if key not in samplers:
+                samplers[key] = MotionSampler(model, motion)
+            values = samplers[key].at(spec.frame)
+        else:
+            values = pose_values(model, motion)
         label = Path(plan_.motions[spec.index]).name
     pose = char.pose(values)
     centre, radius = pose.bounding_sphere()

@@ -32,11 +32,7 @@ class Link:
     upper: np.ndarray | None
     order: int
     axis: int
-
-    @property
-    def bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """(lower, upper) as Python floats, for the solver's inner loop."""
-        return tuple(self.lower.tolist()), tuple(self.upper.tolist())
+    bounds: tuple | None = None     # (lower, upper) as Python floats, for the solver's inner loop
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ def _link(bone: int, lower, upper) -> Link:
     zero = (lo == 0) & (hi == 0)
     axis = (FIXED if zero.all() else AXIS_X if zero[1] and zero[2] else AXIS_Y if zero[0] and zero[2]
             else AXIS_Z if zero[0] and zero[1] else FREE)
-    return Link(bone, lo, hi, order, axis)
+    return Link(bone, lo, hi, order, axis, (tuple(lo.tolist()), tuple(hi.tolist())))
 
 
 def build_chains(model: Model, sk) -> dict[int, Chain]:

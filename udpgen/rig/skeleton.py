@@ -21,6 +21,7 @@ import numpy as np
 from udpgen.errors import ModelError
 from udpgen.mmd.model import Model
 from udpgen.rig import quat as Q
+from udpgen.rig.ik import build_chains, solve
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,6 @@ class Skeleton:
     """
 
     def __init__(self, model: Model):
-        from udpgen.rig.ik import build_chains
-
         bones = model.bones
         n = len(bones)
         self.n = n
@@ -146,8 +145,6 @@ class Skeleton:
         t = np.zeros((n, 3)) if translation is None else np.asarray(translation, np.float64).reshape(n, 3)
         r = np.tile(Q.IDENTITY, (n, 1)) if rotation is None else Q.normalize(np.asarray(rotation).reshape(n, 4))
         r = self._project_fixed_axes(r)
-        from udpgen.rig.ik import solve
-
         state = _State(self, t, r)
         for b in self.order:
             if b in self.appends:
