@@ -50,11 +50,12 @@ def _check_array(udp: np.ndarray, what: str = "udp") -> np.ndarray:
         raise ValueError(f"{what} must be (H, W, 4), got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.floating):
         raise ValueError(f"{what} must be float (float32 in [0, 1]), got {a.dtype}")
+    lo, hi = a.min(), a.max()
+    if lo >= 0.0 and hi <= 1.0:        # NaN fails both comparisons: one pass instead of isfinite() + range
+        return a
     if not np.isfinite(a).all():
         raise ValueError(f"{what} has {int((~np.isfinite(a)).sum())} non-finite values")
-    if a.min() < 0.0 or a.max() > 1.0:
-        raise ValueError(f"{what} values must be in [0, 1], got [{a.min()}, {a.max()}]")
-    return a
+    raise ValueError(f"{what} values must be in [0, 1], got [{lo}, {hi}]")
 
 
 def _axes_perm(axes: str) -> list[int]:
@@ -76,18 +77,23 @@ def _from_file_order(arr: np.ndarray, axes: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- PNG16
 
-def encode_png16(udp: np.ndarray, compression: int = 3) -> bytes:
+# PNG encoder settings for rendered images (UDP and RGBA): zlib level 1 with its run-length strategy and the
+# "Up" row filter for every row. Renders are smooth surfaces on a flat transparent background; libpng's
+# default adaptive filter choice tries every filter on every row and costs 2.5-3x the time for files only
+# 0-10% smaller (measured on Gene and the sample at 256 px: 16-bit UDP 1.7 ms vs 5.2 ms per image).
+# (OpenCV < 4.11 has no filter flag: it then picks filters per row, slower, same pixels.)
+PNG_FAST = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE) + (
+    (cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP) if hasattr(cv2, "IMWRITE_PNG_FILTER") else ())
+
+
+def encode_png16(udp: np.ndarray) -> bytes:
     """(H, W, 4) float in [0, 1] -> bytes of a 16-bit RGBA PNG (R, G, B, A = x, y, z, occupancy, each
     ``round(v * 65535)``). Deterministic for the same input and OpenCV/zlib build. Raises ValueError on a
     wrong shape, dtype or range (use :func:`validate` for the full contract)."""
     a = _check_array(udp)
     # float64 so that v * 65535 is exact before rounding (float32 has ~0.004 spacing near 65535).
     u16 = np.rint(a.astype(np.float64) * 65535.0).astype(np.uint16)
-    # zlib's run-length strategy: landmark images are smooth with a flat background; it is faster than the
-    # default strategy and the files come out smaller
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(u16[..., [2, 1, 0, 3]]),  # RGBA -> OpenCV's BGRA
-                           [cv2.IMWRITE_PNG_COMPRESSION, int(compression), cv2.IMWRITE_PNG_STRATEGY,
-                            cv2.IMWRITE_PNG_STRATEGY_RLE])
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(u16, cv2.COLOR_RGBA2BGRA), PNG_FAST)
     if not ok:
         raise RuntimeError("cv2.imencode failed for a 16-bit PNG")
     return buf.tobytes()
@@ -118,7 +124,7 @@ def decode_png16(data: bytes, name: str | None = None) -> np.ndarray:
     if img is None or img.dtype != np.uint16 or img.shape != (h, w, 4):
         got = "nothing" if img is None else f"{img.shape} {img.dtype}"
         raise FormatError(name, None, "data", f"cannot decode the image data (got {got})")
-    return (img[..., [2, 1, 0, 3]].astype(np.float32) / np.float32(65535.0))
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA).astype(np.float32) / np.float32(65535.0)
 
 
 # ---------------------------------------------------------------------------------------------- NPZ
@@ -251,10 +257,10 @@ def validate(udp: np.ndarray, name: str = "<udp>") -> None:
         raise FormatError(name, None, "shape", f"{a.shape}, expected (H, W, 4)")
     if a.dtype != np.float32:
         raise FormatError(name, None, "dtype", f"{a.dtype}, expected float32")
-    if not np.isfinite(a).all():
-        raise FormatError(name, None, "values", f"{int((~np.isfinite(a)).sum())} non-finite values")
     lo, hi = float(a.min()), float(a.max())
-    if lo < 0.0 or hi > 1.0:
+    if not (lo >= 0.0 and hi <= 1.0):           # NaN fails both comparisons
+        if not np.isfinite(a).all():
+            raise FormatError(name, None, "values", f"{int((~np.isfinite(a)).sum())} non-finite values")
         raise FormatError(name, None, "values", f"range [{lo}, {hi}] is outside [0, 1]")
     occ = a[..., 3]
     soft = (occ != 0) & (occ != 1)
@@ -262,7 +268,8 @@ def validate(udp: np.ndarray, name: str = "<udp>") -> None:
         y, x = np.argwhere(soft)[0]
         raise FormatError(name, None, "occupancy",
                           f"{int(soft.sum())} pixels neither 0 nor 1, first at (y={y}, x={x}): {occ[y, x]}")
-    bad = (occ == 0) & (a[..., :3] != 0).any(axis=2)
+    # xyz >= 0 here, so their sum is 0 exactly when all three are (10x faster than any() over the last axis)
+    bad = (occ == 0) & (a[..., 0] + a[..., 1] + a[..., 2] > 0)
     if bad.any():
         y, x = np.argwhere(bad)[0]
         raise FormatError(name, None, "background",
