@@ -77,7 +77,9 @@ def test_parent_stored_after_child_poses_the_same(sample):
     # same layers, so IK runs in the same relative order; compare a frame mid-wave, mid-step
     a = Rig(plain).pose(MotionSampler(plain, motion).at(40))
     b = Rig(flipped).pose(MotionSampler(flipped, motion).at(40))
-    assert np.allclose(a.positions, b.positions, atol=1e-9)
+    # bones exactly (float64); vertices to float32 rounding (the blend sums a vertex's bones in index order)
+    assert np.allclose(a.bones.world[perm], b.bones.world, atol=1e-9)
+    assert np.allclose(a.positions, b.positions, atol=1e-5)
 
 
 def _chain_model(ratio: float, local: bool = False) -> Model:

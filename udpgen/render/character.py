@@ -25,6 +25,7 @@ from udpgen.rig import Rig
 from udpgen.rig import quat as Q
 from udpgen.rig.morph import MaterialValues, expand_weights
 from udpgen.rig.skeleton import BonePose
+from udpgen.rig.skin import blend_weights
 
 from .camera import MMD_TO_WORLD, bounding_sphere
 from .texture import GLTexture, TextureSet
@@ -83,7 +84,7 @@ class CharacterPose:
         if self._skinned is None:
             c = self.character
             rest = c.rest_positions if self.positions is None else self.positions
-            self._skinned = c.rig.skinner.skin(self.bones.skinning(), rest, c.normals)[0]
+            self._skinned = c.rig.skinner.skin(self.bones.skinning(), rest)[0]
         return self._skinned
 
     def bounding_sphere(self) -> tuple[np.ndarray, float]:
@@ -209,18 +210,8 @@ class Character:
     def _static(self, model: Model) -> np.ndarray:
         n = model.vertex_count
         wt = np.asarray(model.weight_types)
-        idx = np.asarray(model.bone_indices, np.int64)
-        w = np.nan_to_num(np.asarray(model.bone_weights, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        none = idx < 0          # out-of-range indices were made -1 (weight 0) by _sanitize_bones
-        # Keep only the slots each weight type uses, normalised as the numpy Skinner does.
-        slots = np.select([wt == WeightType.BDEF1, (wt == WeightType.BDEF2) | (wt == WeightType.SDEF)], [1, 2], 4)
-        w = np.where(np.arange(4)[None, :] < slots[:, None], w, 0.0)
-        w = np.where(none, 0.0, w)
-        idx = np.where(none, 0, idx)
-        w[wt == WeightType.BDEF1, 0] = 1.0
-        quad = (wt == WeightType.BDEF4) | (wt == WeightType.QDEF)
-        s = w.sum(1, keepdims=True)
-        w = np.where(quad[:, None] & (s > 0), w / np.where(s > 0, s, 1.0), w)
+        # out-of-range indices were made -1 (weight 0) by _sanitize_bones; blend as the numpy Skinner does
+        idx, w = blend_weights(model)
         out = np.zeros(n, STATIC_DTYPE)
         out["normal"] = self.normals
         out["landmark"] = self.landmarks

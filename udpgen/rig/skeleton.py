@@ -200,25 +200,33 @@ class _State:
         Grants and IK solves mark subtrees stale instead of recomputing them at once, so a pose costs one
         pass over the depths per read of the world matrices rather than one pass per grant.
         """
-        if not self.dirty.any():
+        stale = np.flatnonzero(self.dirty)
+        if stale.size == 0:
             return
         sk = self.sk
+        self.world[stale] = self.local_matrices(stale)       # one batched compose; parents applied below
         for level in sk.levels:
             idx = level[self.dirty[level]]
-            if idx.size == 0:
-                continue
-            world = self.local_matrices(idx)
             p = sk.parent[idx]
-            has = p >= 0
-            if has.any():
-                world[has] = self.world[p[has]] @ world[has]
-            self.world[idx] = world
+            idx = idx[p >= 0]
+            if idx.size:
+                self.world[idx] = self.world[sk.parent[idx]] @ self.world[idx]
         self.dirty[:] = False
 
     def world_of(self, bone: int) -> np.ndarray:
-        """Current (4, 4) world matrix of ``bone`` (stale ones are recomputed first)."""
+        """Current (4, 4) world matrix of ``bone``. Only its stale ancestors are recomputed (a stale bone's
+        whole subtree is stale, so the rest stays consistent for the next :meth:`flush`)."""
         if self.dirty[bone]:
-            self.flush()
+            path, b = [], bone
+            while b >= 0 and self.dirty[b]:
+                path.append(b)
+                b = int(self.sk.parent[b])
+            path.reverse()
+            local = self.local_matrices(np.array(path))
+            for k, b in enumerate(path):
+                p = self.sk.parent[b]
+                self.world[b] = self.world[p] @ local[k] if p >= 0 else local[k]
+                self.dirty[b] = False
         return self.world[bone]
 
     def set_local(self, bone: int) -> None:
