@@ -17,11 +17,13 @@ import numpy as np
 
 from udpgen.mmd.model import Model
 from udpgen.rig import quat as Q
+from udpgen.rig.quat import mul1 as _qmul
 
 # Link Euler orders and single-axis modes.
 YXZ, ZYX, XZY = 0, 1, 2
 FREE, FIXED, AXIS_X, AXIS_Y, AXIS_Z = 0, 1, 2, 3, 4
 _EULER_CLAMP = math.radians(88.0)      # keep the middle angle away from gimbal lock, as MMD does
+_UNIT = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,6 @@ def build_chains(model: Model, sk) -> dict[int, Chain]:
 # --- scalar quaternion maths: the solver runs hundreds of tiny steps per pose, where Python floats beat
 # numpy's per-call overhead by an order of magnitude. Quaternions are (x, y, z, w) tuples.
 
-def _qmul(a, b):
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return (aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz)
-
-
 def _qrot(q, v):
     x, y, z, w = q
     vx, vy, vz = v
@@ -107,6 +102,25 @@ def _qconj(q):
 def _qaxis(axis, angle):
     s = math.sin(0.5 * angle)
     return (axis[0] * s, axis[1] * s, axis[2] * s, math.cos(0.5 * angle))
+
+
+def _quat_of_matrix(m):
+    """Rotation matrix (rows of Python floats) -> unit quaternion, w >= 0 (Shepperd's method, as
+    quat.from_matrix: the formula dividing by the largest component)."""
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = m
+    four = (1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22)
+    k = four.index(max(four))
+    s = 2.0 * math.sqrt(max(four[k], 1e-300))
+    if k == 0:
+        q = (m21 - m12, m02 - m20, m10 - m01, 0.25 * s * s)
+    elif k == 1:
+        q = (0.25 * s * s, m01 + m10, m02 + m20, m21 - m12)
+    elif k == 2:
+        q = (m01 + m10, 0.25 * s * s, m12 + m21, m02 - m20)
+    else:
+        q = (m02 + m20, m12 + m21, 0.25 * s * s, m10 - m01)
+    n = math.sqrt(sum(c * c for c in q)) * (-1.0 if q[3] < 0 else 1.0)
+    return (q[0] / n, q[1] / n, q[2] / n, q[3] / n)
 
 
 def _qmatrix(q):
@@ -168,7 +182,7 @@ class _Path:
         p = int(sk.parent[self.bones[0]])
         if p >= 0:
             w = state.world_of(p)
-            self.base_q = tuple(Q.from_matrix(w[:3, :3]).tolist())
+            self.base_q = _quat_of_matrix(w[:3, :3].tolist())
             self.base_p = tuple(w[:3, 3].tolist())
         else:
             self.base_q, self.base_p = (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0)
@@ -184,22 +198,24 @@ class _Path:
     def update(self, start: int) -> None:
         pq, pp = (self.wq[start - 1], self.wp[start - 1]) if start > 0 else (self.base_q, self.base_p)
         local_q, offset, wq, wp = self.local_q, self.offset, self.wq, self.wp
-        for i in range(start, len(self.bones)):
+        last = len(self.bones) - 1
+        for i in range(start, last + 1):
             # world position = parent position + parent rotation applied to the offset (inlined _qrot)
             x, y, z, w = pq
             vx, vy, vz = offset[i]
             tx, ty, tz = 2 * (y * vz - z * vy), 2 * (z * vx - x * vz), 2 * (x * vy - y * vx)
             pp = (pp[0] + vx + w * tx + y * tz - z * ty, pp[1] + vy + w * ty + z * tx - x * tz,
                   pp[2] + vz + w * tz + x * ty - y * tx)
-            pq = _qmul(pq, local_q[i])
-            wq[i], wp[i] = pq, pp
+            wp[i] = pp
+            if i < last:            # the effector's own rotation is never read
+                pq = wq[i] = _qmul(pq, local_q[i])
 
 
 def solve(state, chain: Chain) -> None:
     """Solve ``chain`` in place on a skeleton evaluation ``state`` (see skeleton._State)."""
-    for link in chain.links:
+    for link in chain.links:            # IK starts from the animated pose: r = r_anim_append
         state.ik_q[link.bone] = Q.IDENTITY
-        state.set_local(link.bone)
+        state.local_q[link.bone] = state.grant_q[link.bone]
         state.mark(link.bone)
     ik_pos = tuple(state.world_of(chain.bone)[:3, 3].tolist())
     path = _Path(state, chain)
@@ -214,10 +230,10 @@ def solve(state, chain: Chain) -> None:
             if _dist2(ik_pos, path.wp[-1]) < 1e-8:
                 break
     # Everything hanging off the chain follows it (only the effector path was kept current while solving).
-    for bone, q in ik_q.items():
-        state.ik_q[bone] = q
-        state.set_local(bone)
-        state.mark(bone)
+    for _, link, i, _ in links:
+        state.ik_q[link.bone] = ik_q[link.bone]
+        state.local_q[link.bone] = path.local_q[i]       # = ik * grant, as set by the last step
+        state.mark(link.bone)
 
 
 def _dist2(a, b) -> float:
@@ -258,9 +274,15 @@ def _solve_link(path: _Path, chain: Chain, k: int, link: Link, i: int, grant, ik
     if link.lower is not None:
         e = _euler(_qmatrix(_qmul(ik, grant)), link.order)
         lo, hi = link.bounds
-        e = [_limit(e[0], lo[0], hi[0], use_axis), _limit(e[1], lo[1], hi[1], use_axis),
-             _limit(e[2], lo[2], hi[2], use_axis)]
-        ik = _qmul(_from_euler(e, link.order), _qconj(grant))
+        if link.axis == FREE:
+            e = [_limit(e[0], lo[0], hi[0], use_axis), _limit(e[1], lo[1], hi[1], use_axis),
+                 _limit(e[2], lo[2], hi[2], use_axis)]
+            limited = _from_euler(e, link.order)
+        else:
+            # a hinge: the other two angles clamp to 0, so the Euler rebuild is the one axis's turn
+            j = link.axis - AXIS_X
+            limited = _qaxis(_UNIT[j], _limit(e[j], lo[j], hi[j], use_axis))
+        ik = _qmul(limited, _qconj(grant))
     ik_q[link.bone] = ik
     path.local_q[i] = _qmul(ik, grant)
     path.update(i)

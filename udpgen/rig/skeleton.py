@@ -230,22 +230,24 @@ class _State:
         return self.world[bone]
 
     def set_local(self, bone: int) -> None:
-        self.local_q[bone] = Q.mul(self.ik_q[bone], self.grant_q[bone])
+        self.local_q[bone] = Q.mul1(tuple(self.ik_q[bone].tolist()), tuple(self.grant_q[bone].tolist()))
 
     def apply_append(self, a: Append) -> None:
         """Grant ``a.ratio`` of the source's transform to ``a.bone`` (babylon-mmd's AppendTransformSolver)."""
         src, sk = a.source, self.sk
         if a.rotate:
+            # one bone at a time: Python floats (quat.mul1/slerp1), not numpy calls on 4-vectors
             if a.local:
                 q = Q.from_matrix(self.world_of(src)[:3, :3])
             elif self.has_grant_q[src]:
                 q = self.grant_q[src]          # chained grants pass on the source's granted rotation
             else:
                 q = self.anim_q[src]
+            q = tuple(q.tolist())
             if sk.is_link[src] and not a.local:
-                q = Q.mul(self.ik_q[src], q)  # IK on the source moves its followers too
-            q = Q.slerp(Q.IDENTITY, q, a.ratio) if a.ratio != 1.0 else q
-            self.grant_q[a.bone] = Q.mul(self.anim_q[a.bone], q)
+                q = Q.mul1(tuple(self.ik_q[src].tolist()), q)  # IK on the source moves its followers too
+            q = Q.slerp1((0.0, 0.0, 0.0, 1.0), q, a.ratio) if a.ratio != 1.0 else q
+            self.grant_q[a.bone] = Q.mul1(tuple(self.anim_q[a.bone].tolist()), q)
             self.has_grant_q[a.bone] = True
         if a.translate:
             if a.local:
