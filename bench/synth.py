@@ -39,8 +39,8 @@ def renderer_only(models_dir: Path, size: int, poses: int) -> tuple[float, int]:
             _character(p, m, Path(tmp))                                  # load outside the timing
         t = time.perf_counter()
         for m, v in specs:
-            model, rig, char, poses_ = _character(p, m, Path(tmp))
-            _render_view(p, v, model, rig, char, poses_, renderer)
+            model, _, char, poses_ = _character(p, m, Path(tmp))
+            _render_view(p, m, v, model, char, poses_, renderer)
         dt = time.perf_counter() - t
     return len(specs) / dt, len(specs)
 
