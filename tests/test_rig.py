@@ -209,6 +209,19 @@ def test_ik_can_be_switched_off(sample):
     assert np.allclose(bones.positions[rig.skeleton.index("左足首")], rig.skeleton.rest[rig.skeleton.index("左足首")])
 
 
+def test_single_quaternion_helpers_match_the_batched_ones():
+    rng = np.random.default_rng(7)
+    a, b = Q.normalize(rng.normal(size=(64, 4))), Q.normalize(rng.normal(size=(64, 4)))
+    b[:8] = a[:8]                                     # identical pairs: slerp's small-angle branch
+    mats = Q.to_matrix(a)
+    axes = np.vstack([np.eye(3), np.ones((1, 3)) / math.sqrt(3.0)])
+    mats[:4] = Q.to_matrix(Q.from_axis_angle(axes, np.full(4, np.pi)))    # half turns: w = 0
+    for i, t in enumerate(np.linspace(-1.0, 2.0, 64)):         # extrapolating ratios included
+        np.testing.assert_allclose(Q.mul1(tuple(a[i]), tuple(b[i])), Q.mul(a[i], b[i]), atol=1e-15)
+        np.testing.assert_allclose(Q.slerp1(tuple(a[i]), tuple(b[i]), t), Q.slerp(a[i], b[i], t), atol=1e-12)
+        np.testing.assert_allclose(Q.from_matrix1(mats[i].tolist()), Q.from_matrix(mats[i]), atol=1e-12)
+
+
 # --- motion sampling --------------------------------------------------------------------------------
 
 def test_bezier_linear_and_inverse():

@@ -104,25 +104,6 @@ def _qaxis(axis, angle):
     return (axis[0] * s, axis[1] * s, axis[2] * s, math.cos(0.5 * angle))
 
 
-def _quat_of_matrix(m):
-    """Rotation matrix (rows of Python floats) -> unit quaternion, w >= 0 (Shepperd's method, as
-    quat.from_matrix: the formula dividing by the largest component)."""
-    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = m
-    four = (1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22)
-    k = four.index(max(four))
-    s = 2.0 * math.sqrt(max(four[k], 1e-300))
-    if k == 0:
-        q = (m21 - m12, m02 - m20, m10 - m01, 0.25 * s * s)
-    elif k == 1:
-        q = (0.25 * s * s, m01 + m10, m02 + m20, m21 - m12)
-    elif k == 2:
-        q = (m01 + m10, 0.25 * s * s, m12 + m21, m02 - m20)
-    else:
-        q = (m02 + m20, m12 + m21, 0.25 * s * s, m10 - m01)
-    n = math.sqrt(sum(c * c for c in q)) * (-1.0 if q[3] < 0 else 1.0)
-    return (q[0] / n, q[1] / n, q[2] / n, q[3] / n)
-
-
 def _qmatrix(q):
     x, y, z, w = q
     return ((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
@@ -182,7 +163,7 @@ class _Path:
         p = int(sk.parent[self.bones[0]])
         if p >= 0:
             w = state.world_of(p)
-            self.base_q = _quat_of_matrix(w[:3, :3].tolist())
+            self.base_q = Q.from_matrix1(w[:3, :3].tolist())
             self.base_p = tuple(w[:3, 3].tolist())
         else:
             self.base_q, self.base_p = (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0)

@@ -164,3 +164,21 @@ def slerp1(a: tuple, b: tuple, t: float) -> tuple:
     q = (wa * a[0] + wb * b[0], wa * a[1] + wb * b[1], wa * a[2] + wb * b[2], wa * a[3] + wb * b[3])
     n = math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
     return (q[0] / n, q[1] / n, q[2] / n, q[3] / n) if n > 1e-12 else (0.0, 0.0, 0.0, 1.0)
+
+
+def from_matrix1(m) -> tuple:
+    """:func:`from_matrix` for one rotation matrix given as three rows of Python floats."""
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = m
+    four = (1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22)
+    k = four.index(max(four))
+    s = 2.0 * math.sqrt(max(four[k], 1e-300))
+    if k == 0:
+        q = (m21 - m12, m02 - m20, m10 - m01, 0.25 * s * s)
+    elif k == 1:
+        q = (0.25 * s * s, m01 + m10, m02 + m20, m21 - m12)
+    elif k == 2:
+        q = (m01 + m10, 0.25 * s * s, m12 + m21, m02 - m20)
+    else:
+        q = (m02 + m20, m12 + m21, 0.25 * s * s, m10 - m01)
+    n = math.sqrt(sum(c * c for c in q)) * (-1.0 if q[3] < 0 else 1.0)
+    return (q[0] / n, q[1] / n, q[2] / n, q[3] / n)

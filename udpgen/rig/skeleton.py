@@ -238,12 +238,11 @@ class _State:
         if a.rotate:
             # one bone at a time: Python floats (quat.mul1/slerp1), not numpy calls on 4-vectors
             if a.local:
-                q = Q.from_matrix(self.world_of(src)[:3, :3])
+                q = Q.from_matrix1(self.world_of(src)[:3, :3].tolist())
             elif self.has_grant_q[src]:
-                q = self.grant_q[src]          # chained grants pass on the source's granted rotation
+                q = tuple(self.grant_q[src].tolist())   # chained grants pass on the source's granted rotation
             else:
-                q = self.anim_q[src]
-            q = tuple(q.tolist())
+                q = tuple(self.anim_q[src].tolist())
             if sk.is_link[src] and not a.local:
                 q = Q.mul1(tuple(self.ik_q[src].tolist()), q)  # IK on the source moves its followers too
             q = Q.slerp1((0.0, 0.0, 0.0, 1.0), q, a.ratio) if a.ratio != 1.0 else q
