@@ -416,8 +416,10 @@ def test_partial_count_and_trailing_bytes():
     with pytest.raises(FormatError) as e:
         parse_vmd(header() + u32(0) + b"\0\0")               # 2 bytes cannot be a count
     assert e.value.field == "morph_keys.count"
+    with pytest.warns(UserWarning, match="1 unexpected bytes"):        # complete data: warn, as PMX/PMD do
+        assert parse_vmd(vmd_bytes(Motion()) + b"\0").sections == Motion().sections
     with pytest.raises(FormatError) as e:
-        parse_vmd(vmd_bytes(Motion()) + b"\0")
+        parse_vmd(vmd_bytes(Motion()) + b"\0", strict=True)
     assert e.value.field == "trailing"
 
 

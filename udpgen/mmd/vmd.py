@@ -39,6 +39,7 @@ allocated, and the fixed-size sections are decoded with numpy structured dtypes 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -173,16 +174,17 @@ def camera_curves(interpolation) -> np.ndarray:
 # Reading
 # ------------------------------------------------------------------------------------------------
 
-def read_vmd(path: str | os.PathLike) -> Motion:
+def read_vmd(path: str | os.PathLike, *, strict: bool = False) -> Motion:
     """Read a .vmd file; see :func:`parse_vmd`. OS problems (missing file, a directory) raise FormatError."""
-    return parse_vmd(read_file_bytes(path), path)
+    return parse_vmd(read_file_bytes(path), path, strict=strict)
 
 
-def parse_vmd(data: bytes, path: str | os.PathLike | None = None) -> Motion:
+def parse_vmd(data: bytes, path: str | os.PathLike | None = None, *, strict: bool = False) -> Motion:
     """Parse VMD bytes into a :class:`Motion` (``path`` only names the file in errors and ``Motion.path``).
 
     Bone rotations are normalised (see :func:`normalize_quaternions`: near-unit ones kept as stored, zero
-    ones become the identity); NaN/inf in any float field raises FormatError naming the key.
+    ones become the identity); NaN/inf in any float field raises FormatError naming the key. Bytes after
+    the last section warn, or raise FormatError (field ``trailing``) with ``strict``, as for PMX and PMD.
     """
     r = BinaryReader(data, path)
     magic_raw = r.take(MAGIC_SIZE, "header.magic")
@@ -205,7 +207,10 @@ def parse_vmd(data: bytes, path: str | os.PathLike | None = None) -> Motion:
         parts[section] = readers[section](r)
         present.append(section)
     if r.remaining:
-        raise r.fail("trailing", f"{r.remaining} unexpected bytes after the last section (ik_keys)")
+        msg = f"{r.remaining} unexpected bytes after the last section ({SECTIONS[-1]})"
+        if strict:
+            raise r.fail("trailing", msg)
+        warnings.warn(f"{r.path or '<bytes>'}: {msg}", stacklevel=2)
     return Motion(path=r.path, model_name=model_name, version=version, sections=tuple(present), **parts)
 
 
