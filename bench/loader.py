@@ -12,7 +12,7 @@ feature loss counted on top, forward on prediction and target plus the backward 
 at an assumed model FLOP utilisation (--mfu) of an A100 and an H100 (dense bf16 peaks 312 and 989
 TFLOP/s), giving samples/s per GPU and the loader workers one GPU needs.
 
-Without --data, toy shards (conr.data.write_toy_shards, paper-preset size) are generated in a temporary
+Without --data, toy shards (conr.toy.write_toy_shards, paper-preset size) are generated in a temporary
 folder; real shards from `udpgen synth` decode larger PNGs (textured characters compress worse).
 Writes bench/results/loader.json.
 """
@@ -105,7 +105,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from conr.config import load_config
-    from conr.data import check_shards, train_loader, write_toy_shards
+    from conr.data import check_shards, train_loader
+    from conr.toy import write_toy_shards
     from conr.stats import flops_per_sample
 
     cfg = load_config(args.config, ["data.num_workers=0"])

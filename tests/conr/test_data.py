@@ -14,7 +14,8 @@ import torch
 
 from conr.config import load_config
 from conr.data import (DataError, ItemMaker, SkipTotals, check_shards, choose_views, eval_loader, train_loader,
-                       unwrap_worker_error, write_toy_shards)
+                       unwrap_worker_error)
+from conr.toy import write_toy_shards
 
 S, M, K = 64, 4, 4
 

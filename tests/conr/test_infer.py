@@ -181,7 +181,7 @@ def test_detect_writes_valid_udp_files(ckpt, sheet_dir, tmp_path):
 
 
 def test_evaluate_prints_the_n_table(ckpt, tmp_path):
-    from conr.data import write_toy_shards
+    from conr.toy import write_toy_shards
 
     write_toy_shards(tmp_path, characters=6, views=5, size=64, val_characters=2, per_shard=2, backgrounds=2)
     res = run("evaluate", "--checkpoint", ckpt, "--data", tmp_path, "--views", 3, "--samples", 4)

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from conr.cli import main
 from conr.config import load_config
-from conr.data import train_loader, write_toy_shards
+from conr.data import train_loader
+from conr.toy import write_toy_shards
 from conr.errors import ConfigError
 from conr.train import CheckpointError, lr_at, train
 
