@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
+import importlib.util
 import os
 import sys
 import threading
@@ -44,6 +46,27 @@ _context_pid: int | None = None
 _failure: tuple[int, str] | None = None       # (pid, message) of a failed creation: not retried in that process
 
 
+def _pyrender_platform(name: str):
+    """pyrender's module ``pyrender.platforms.<name>``, without pyrender's package import when it is not
+    loaded yet: pyrender/__init__ imports its whole scene graph and trimesh (~0.6 s in every process and
+    worker), while the platform modules need only PyOpenGL and their sibling ``base``. They are loaded from
+    pyrender's own files as a private package, ``udpgen.render._pyrender_platforms``."""
+    if "pyrender" in sys.modules:
+        return importlib.import_module(f"pyrender.platforms.{name}")
+    package = "udpgen.render._pyrender_platforms"
+    if package not in sys.modules:
+        found = importlib.util.find_spec("pyrender")          # locates the package without running it
+        if found is None or not found.submodule_search_locations:
+            raise UdpgenError(f"pyrender is not installed (pip install pyrender-maintained); {INSTALL_HINT}")
+        folder = os.path.join(found.submodule_search_locations[0], "platforms")
+        spec = importlib.util.spec_from_file_location(package, os.path.join(folder, "__init__.py"),
+                                                      submodule_search_locations=[folder])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[package] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{package}.{name}")
+
+
 class GLContext:
     """A current OpenGL (>= 3.3 core) context of one backend.
 
@@ -57,14 +80,12 @@ class GLContext:
         self.backend = backend
         self.device = device
         if backend == "egl":
-            from pyrender.platforms import egl
-
+            egl = _pyrender_platform("egl")
             dev = egl.get_device_by_index(device or 0)
             self._platform = egl.EGLPlatform(1, 1, device=dev)
         else:
-            from pyrender.platforms.osmesa import OSMesaPlatform
-
-            self._platform = OSMesaPlatform(1, 1)     # renders into our own FBOs, never its 1x1 buffer
+            # renders into our own FBOs, never its 1x1 buffer
+            self._platform = _pyrender_platform("osmesa").OSMesaPlatform(1, 1)
         self._platform.init_context()
         self._platform.make_current()
         from OpenGL import GL
