@@ -101,6 +101,14 @@ def test_node_partition_covers_the_plan_once(gl, models, sample_dir, tmp_path):
     assert tars(out) == tars(_reference(models, sample_dir, tmp_path))
 
 
+def test_worker_processes_give_the_same_dataset(gl, models, sample_dir, tmp_path):
+    """Two spawned workers (each its own GL context, the plan shipped once at start) write the same bytes."""
+    out = tmp_path / "pool"
+    s = synthesize(models, sample_dir, out, SMALL, workers=2)
+    assert s["shards_written"] == 2 and verify(out).ok
+    assert tars(out) == tars(_reference(models, sample_dir, tmp_path))
+
+
 def _reference(models, motions, tmp_path):
     out = tmp_path / "ref"
     if not out.exists():
@@ -113,7 +121,7 @@ def test_killed_run_resumes_to_the_same_dataset(gl, models, sample_dir, tmp_path
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "udpgen.cli", "synth", "--models", str(models), "--motions", str(sample_dir),
            "--out", str(out), "--size", "64", "--poses", "3", "--motion-frames", "1", "--views", "1",
-           "--views-per-sample", "2", "--samples-per-shard", "1", "--seed", "5"]
+           "--views-per-sample", "2", "--samples-per-shard", "1", "--seed", "5", "--workers", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and not list(out.glob("*.tar*")):

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -204,9 +204,10 @@ def _character(plan_: Plan, index: int, out_dir: Path):
     return cache[index]
 
 
-def _init_worker(cfg: SynthConfig) -> None:
+def _init_worker(cfg: SynthConfig, plan_: Plan | None = None) -> None:
     _WORKER.clear()
     _WORKER["cfg"] = cfg
+    _WORKER["plan"] = plan_
 
 
 def _motion(plan_: Plan, index: int):
@@ -293,7 +294,8 @@ def run_job(plan_: Plan, job: ShardJob, out_dir: str | os.PathLike) -> dict:
 
 
 def _run_job_in_worker(args) -> dict:
-    return run_job(*args)
+    job, out_dir = args
+    return run_job(_WORKER["plan"], job, out_dir)
 
 
 def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfig(), workers: int = 1,
@@ -327,8 +329,11 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
                     progress(job.view_count)
         elif todo:
             ctx = multiprocessing.get_context("spawn")       # a GL context must not be forked
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg,)) as pool:
-                for result in pool.imap_unordered(_run_job_in_worker, [(p, j, out) for j in todo]):
+            # Workers get the plan's models and motions once, at start; each task carries only its job (a
+            # whole plan per task would cost O(shards^2): 2.5 MB and 80 ms of pickling per task at 2,000)
+            shared = replace(p, jobs=())
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, shared)) as pool:
+                for result in pool.imap_unordered(_run_job_in_worker, [(j, out) for j in todo]):
                     done.append(result)
                     if progress:
                         progress(result["views"])
