@@ -30,8 +30,9 @@ import numpy as np
 
 from udpgen.backgrounds import IMAGE_SUFFIXES, _expand, iter_backgrounds
 from udpgen.errors import UdpgenError
-from udpgen.shards import (BackgroundWriter, Sample, ShardWriter, View, _json_bytes, is_complete, list_shards,
-                           sample_key, shard_name, split_of, write_manifest, write_sizes)
+from udpgen.shards import (BackgroundWriter, Sample, ShardWriter, View, is_complete, list_shards, sample_key,
+                           shard_name, split_of, write_manifest, write_sizes)
+from udpgen.shards.schema import json_bytes
 
 __all__ = ["Character", "Chunk", "Job", "HanddrawnSettings", "character_id", "discover", "fit_rgba",
            "prepare_view", "plan_jobs", "check_resume", "run_job", "run_jobs", "read_stats",
@@ -163,7 +164,7 @@ def plan_jobs(root: Path, characters: list[Character], per_shard: int, views_per
             part = tuple(chunks[start:start + per_shard])
             files = [[rel, _size_of(root / rel), _size_of(_marker_path(markers_dir, rel))]
                      for ch in part for rel in ch.files]
-            plan = hashlib.sha256(_json_bytes({"chunks": [[c.character, c.chunk] for c in part], "files": files,
+            plan = hashlib.sha256(json_bytes({"chunks": [[c.character, c.chunk] for c in part], "files": files,
                                                "settings": asdict(settings)})).hexdigest()
             jobs.append(Job(split, index, part, plan))
     return jobs
@@ -366,7 +367,7 @@ def write_background_shards(paths: list[Path] | None, builtin: bool, out_dir: Pa
         raise UdpgenError("--per-shard must be at least 1 and --format png or jpg")
     files = _expand(paths) if paths else []
     # File names, order and sizes, not where the folder lives: the same photos give the same plan.
-    plan = hashlib.sha256(_json_bytes({"files": [[f.name, _size_of(f)] for f in files], "builtin": builtin,
+    plan = hashlib.sha256(json_bytes({"files": [[f.name, _size_of(f)] for f in files], "builtin": builtin,
                                        "size": size, "seed": seed, "per_shard": per_shard, "format": fmt})
                           ).hexdigest()
     for path in list_shards(out_dir, "bg"):

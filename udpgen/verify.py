@@ -16,7 +16,8 @@ from pathlib import Path
 
 
 from udpgen.errors import FormatError
-from udpgen.shards import _SHARD_RE, _decode_background, _iter_groups, check_sample, decode_sample, split_of
+from udpgen.shards.reader import decode_background, iter_groups
+from udpgen.shards.schema import SHARD_RE, check_sample, decode_sample, split_of
 
 @dataclass
 class Problem:
@@ -66,7 +67,7 @@ class _HashingReader:
 def _check_group(shard: str, split: str, key: str, group: dict, report: Report, seen: dict) -> None:
     if split == "bg":
         try:
-            _decode_background(key, group)
+            decode_background(key, group)
             report.backgrounds += 1
         except FormatError as e:
             report.add(shard, e.field, e.reason)
@@ -94,7 +95,7 @@ def _verify_tar(path: Path, split: str, report: Report, seen: dict) -> tuple[int
     with open(path, "rb") as f:
         reader = _HashingReader(f)
         try:
-            for key, group in _iter_groups(reader, bad, info):
+            for key, group in iter_groups(reader, bad, info):
                 count += 1
                 if key in done:
                     report.add(path.name, next(iter(group)), f"members of sample {key} are not adjacent")
@@ -153,7 +154,7 @@ def verify(path: str | os.PathLike, progress: Callable[[str], None] | None = Non
         raise FormatError(p, None, "", "no such shard directory or tar file")
     counts, shas, seen = {}, {}, {}
     for t in tars:
-        m = _SHARD_RE.match(t.name)
+        m = SHARD_RE.match(t.name)
         if not m:
             report.add(t.name, "", "not a shard name (SPLIT-NNNNNN.tar)")
             continue
