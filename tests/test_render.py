@@ -125,27 +125,32 @@ with Renderer(48) as r:
     pose = r.load(load(sys.argv[1])).pose()
     out = r.render(pose, CameraSampler.front(*pose.bounding_sphere(), 48, 48))
     ok = bool(np.array_equal(out.udp[..., 3] > 0, out.rgba[..., 3] > 0))
-    print(json.dumps({"backend": r.context.backend, "coverage": out.coverage, "ok": ok}))
+    heavy = [m for m in ("pyrender", "trimesh") if m in sys.modules]
+    print(json.dumps({"backend": r.context.backend, "coverage": out.coverage, "ok": ok, "heavy": heavy}))
 """
 
 
-def test_osmesa_backend_in_a_fresh_process(gl, sample_dir):
-    """The backend is chosen by UDPGEN_GL before OpenGL is imported, so each choice needs a new process."""
+@pytest.mark.parametrize("backend", ["osmesa", "egl"])
+def test_each_backend_in_a_fresh_process(gl, sample_dir, backend):
+    """The backend is chosen by UDPGEN_GL before OpenGL is imported, so each choice needs a new process.
+    pyrender's platform modules load without pyrender's package, so rendering never imports trimesh."""
     import os
     import subprocess
     import sys
 
-    from udpgen.render.platform import probe_osmesa
+    from udpgen.render import platform
 
-    if probe_osmesa() is not None:
-        pytest.skip("no libOSMesa")
-    env = dict(os.environ, UDPGEN_GL="osmesa")
+    problem = platform.probe_osmesa() if backend == "osmesa" else platform.probe_egl()
+    if problem is not None:
+        pytest.skip(problem)
+    env = dict(os.environ, UDPGEN_GL=backend)
     env.pop("PYOPENGL_PLATFORM", None)
     res = subprocess.run([sys.executable, "-c", _CHILD, str(sample_dir / "sample.pmx")], env=env,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout.strip().splitlines()[-1])
-    assert got["backend"] == "osmesa" and got["ok"] and got["coverage"] > 0.05
+    assert got["backend"] == backend and got["ok"] and got["coverage"] > 0.05
+    assert got["heavy"] == []
 
 
 def _child_context(queue):

@@ -244,10 +244,10 @@ def _posed(plan_: Plan, model_index: int, spec: ViewSpec, model, char, poses):
         label = Path(plan_.motions[spec.index]).name
     pose = char.pose(values)
     centre, radius = pose.bounding_sphere()
-    cache[key] = (pose, centre, radius, label)
-    if len(cache) > POSE_CACHE:
+    cache[key] = entry = (pose, centre, radius, label)
+    while len(cache) > POSE_CACHE:
         cache.popitem(last=False)
-    return cache[key]
+    return entry
 
 
 def _render_view(plan_: Plan, model_index: int, spec: ViewSpec, model, char, poses, renderer):
