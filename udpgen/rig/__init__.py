@@ -19,7 +19,7 @@ from udpgen.rig.skin import Skinner
 
 @dataclass
 class PosedMesh:
-    """A posed model in MMD's frame: positions and unit normals (N, 3) float64, uvs (N, 2), the bones,
+    """A posed model in MMD's frame: positions and unit normals (N, 3) float32 (skin.Skinner), uvs (N, 2), the bones,
     and the per-material values after material morphs (``materials.visible`` hides a material)."""
     positions: np.ndarray
     normals: np.ndarray
