@@ -106,8 +106,8 @@ def main() -> None:
                      "steady_vs_render": steady / only, "scaling_nw_steady": steady_w / steady,
                      "bytes_per_pair": nbytes / n_l, "goal": 0.8, "meets_goal": steady / only >= 0.8})
     report("synth", rows, {"note": "e2e includes planning, PNG encoding, tar writing, stats and manifest; "
-                                   "render-only and 1 worker pinned to one core, --workers on all cores; render-only = pose + camera + "
-                                   "render; nw = the --workers run"})
+                                   "render-only and 1 worker pinned to one core, --workers on all cores; "
+                                   "render-only = pose + camera + render; nw = the --workers run"})
 
 
 if __name__ == "__main__":
