@@ -61,7 +61,7 @@ def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = 
     CheckpointError (one line) for a file that is not such a checkpoint (e.g. a bare state dict such as the
     official CoNR release's weights), a config this version cannot read, or weights that do not fit it.
     """
-    from conr.train import CheckpointError, load_checkpoint
+    from conr.checkpoint import CheckpointError, load_checkpoint
 
     path = Path(path)
     if not path.is_file():
@@ -89,7 +89,7 @@ def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = 
 def save_model_checkpoint(model: CoNR, cfg: RunConfig, path: str | os.PathLike, step: int = 0) -> Path:
     """Write ``model`` with its run config in the checkpoint format of ``conr train`` (the fields inference
     reads: format, config, model, step), e.g. a randomly initialised network for tests and benchmarks."""
-    from conr.train import CKPT_FORMAT, save_atomic
+    from conr.checkpoint import CKPT_FORMAT, save_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,11 @@ from click.testing import CliRunner
 
 from conr.cli import main
 from conr.config import load_config
+from conr.checkpoint import CheckpointError
 from conr.data import train_loader
-from conr.toy import write_toy_shards
 from conr.errors import ConfigError
-from conr.train import CheckpointError, lr_at, train
+from conr.toy import write_toy_shards
+from conr.train import lr_at, train
 
 FAST = ["data.num_workers=0", "train.progress=false", "train.tensorboard=false", "train.val_at_start=false",
         "train.val_every=0", "train.log_every=1", "train.batch_size=4", "train.warmup_steps=2"]
