@@ -45,6 +45,23 @@ def test_premultiplied_input_matches_straight():
     assert np.abs(a.images - b.images).max() < 1e-5
 
 
+def test_fast_paths_equal_the_general_maths():
+    """The identity placement skips the resampler: its taps (weights 1 and 0) return the image bit for bit.
+    The colour jitter as one matrix equals brightness, then contrast, then saturation step by step."""
+    from udpgen.composite import _jitter, _resample
+
+    rng = np.random.default_rng(4)
+    img = rng.random((37, 53, 4)).astype(np.float32)
+    assert np.array_equal(_resample(img, (0.0, 0.0, 37.0, 53.0), (37, 53)), img)
+    rgb = rng.random((20, 30, 3)).astype(np.float32)
+    luma = np.float32([0.299, 0.587, 0.114])
+    for b, c, s in [(1.2, 0.8, 1.3), (0.75, 1.25, 0.6), (1.0, 1.0, 0.0)]:
+        x = rgb * b
+        x = (x - (x @ luma).mean()) * c + (x @ luma).mean()
+        x = (x @ luma)[..., None] + (x - (x @ luma)[..., None]) * s
+        np.testing.assert_allclose(_jitter(rgb, (b, c, s)), np.clip(x, 0, 1), atol=2e-6)
+
+
 def test_determinism_and_variety():
     bgs = backgrounds(np.random.default_rng(2))
     a = composite(cutout(), bgs, 6, np.random.default_rng(7))

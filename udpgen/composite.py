@@ -124,25 +124,34 @@ def _axis(n_out: int, start: float, stop: float, n_in: int, flip: bool, zero_out
 
 
 def _resample(img: np.ndarray, box, out_hw, hflip=False, vflip=False, zero_outside=True) -> np.ndarray:
-    """Bilinear sample of float32 (h, w, C) over box (y0, x0, y1, x1) -> (Ho, Wo, C) float32."""
+    """Bilinear sample of (h, w, C) ``img`` over box (y0, x0, y1, x1) -> (Ho, Wo, C) float32, in the units of
+    ``img`` (uint8 input gives 0..255 floats: callers scale once at the end instead of converting a whole
+    background image first)."""
     y0, x0, y1, x1 = box
     iy0, iy1, wy0, wy1 = _axis(out_hw[0], y0, y1, img.shape[0], vflip, zero_outside)
     ix0, ix1, wx0, wx1 = _axis(out_hw[1], x0, x1, img.shape[1], hflip, zero_outside)
+    # only the columns the taps reach: a zoomed background is sampled over part of its width
+    lo, hi = int(min(ix0.min(), ix1.min())), int(max(ix0.max(), ix1.max())) + 1
+    img = img[:, lo:hi]
     rows = img[iy0] * wy0[:, None, None] + img[iy1] * wy1[:, None, None]
-    return rows[:, ix0] * wx0[None, :, None] + rows[:, ix1] * wx1[None, :, None]
+    return rows[:, ix0 - lo] * wx0[None, :, None] + rows[:, ix1 - lo] * wx1[None, :, None]
+
+
+_LUMA = np.float32([0.299, 0.587, 0.114])
 
 
 def _jitter(rgb: np.ndarray, factors) -> np.ndarray:
-    """Brightness, contrast (about the mean grey), saturation (about the pixel's grey) on float32 (..., 3)."""
+    """Brightness b, contrast c (about the mean grey), saturation s (about the pixel's grey) on float32
+    (..., 3). All three are linear in the pixel, so they fold into one 3 x 3 matrix and an offset:
+    out = b c (s x + (1 - s) grey(x)) + (1 - c) mean(grey(b x)), clipped to [0, 1]."""
     b, c, s = factors
     if (b, c, s) == (1.0, 1.0, 1.0):
         return rgb
-    x = rgb * np.float32(b)
-    grey = x @ np.float32([0.299, 0.587, 0.114])
-    x = (x - grey.mean()) * np.float32(c) + grey.mean()
-    grey = x @ np.float32([0.299, 0.587, 0.114])
-    x = grey[..., None] + (x - grey[..., None]) * np.float32(s)
-    return np.clip(x, 0, 1)
+    # x @ M with M = b c (s I + (1 - s) luma 1^T): column j of M gives output channel j
+    m = np.float32(b * c) * (np.float32(s) * np.eye(3, dtype=np.float32)
+                             + np.float32(1 - s) * _LUMA[:, None] * np.ones((1, 3), np.float32))
+    offset = np.float32(1 - c) * np.float32(b) * (rgb @ _LUMA).mean(dtype=np.float32)
+    return np.clip(rgb @ m + offset, 0, 1)
 
 
 def sample_params(rng: np.random.Generator, settings: CompositeSettings, bg_shapes: Sequence[tuple[int, ...]],
@@ -195,26 +204,42 @@ def place_foreground(arr: np.ndarray, params: PasteParams, out_size: tuple[int, 
     return out[..., 0] if squeeze else out
 
 
-def apply_params(cutout: np.ndarray, background: np.ndarray, params: PasteParams, out_size=None,
-                 premultiplied: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Render one composite -> ((Ho, Wo, 3) float32 in [0,1], (Ho, Wo) float32 alpha)."""
+def _premultiplied(cutout: np.ndarray, premultiplied: bool) -> np.ndarray:
+    """(H, W, 4) cut-out -> float32 premultiplied RGBA in [0, 1]."""
     fg = _float(cutout)
     if fg.ndim != 3 or fg.shape[2] != 4:
         raise ValueError(f"cut-out must be (H, W, 4), got {cutout.shape}")
-    out_hw = _size2(out_size, fg.shape[:2])
-    a = fg[..., 3:]
-    pre = np.concatenate([fg[..., :3] if premultiplied else fg[..., :3] * a, a], axis=2)
-    placed = _resample(pre, _fg_box(params, fg.shape[:2], out_hw), out_hw, hflip=params.fg_hflip)
+    if premultiplied:
+        return fg
+    return np.concatenate([fg[..., :3] * fg[..., 3:], fg[..., 3:]], axis=2)
+
+
+def _render(pre: np.ndarray, background: np.ndarray, params: PasteParams, out_hw) -> tuple[np.ndarray, np.ndarray]:
+    """One composite of the premultiplied float32 cut-out ``pre`` -> ((Ho, Wo, 3) float32, (Ho, Wo) alpha)."""
+    if out_hw == pre.shape[:2] and params.fg_scale == 1.0 and params.fg_shift == (0.0, 0.0) and not params.fg_hflip:
+        placed = pre          # the identity placement (the default): bilinear taps of weight 1 and 0 exactly
+    else:
+        placed = _resample(pre, _fg_box(params, pre.shape[:2], out_hw), out_hw, hflip=params.fg_hflip)
     alpha = np.clip(placed[..., 3], 0, 1)
     col = placed[..., :3]
     if params.fg_jitter != (1.0, 1.0, 1.0):
         straight = np.where(alpha[..., None] > 1e-6, col / np.maximum(alpha[..., None], 1e-6), 0)
         col = _jitter(np.clip(straight, 0, 1), params.fg_jitter) * alpha[..., None]
-    bg = _float(background)
-    bg = bg[..., None].repeat(3, 2) if bg.ndim == 2 else bg[..., :3]
+    if background.dtype not in (np.uint8, np.float32):
+        background = _float(background)               # float64 -> float32; other dtypes raise
+    bg = background[..., None].repeat(3, 2) if background.ndim == 2 else background[..., :3]
     bg = _resample(bg, params.bg_box, out_hw, params.bg_hflip, params.bg_vflip, zero_outside=False)
+    if background.dtype == np.uint8:
+        bg *= np.float32(1 / 255)
     bg = _jitter(np.clip(bg, 0, 1), params.bg_jitter)
     return np.clip(col + bg * (1 - alpha[..., None]), 0, 1), alpha
+
+
+def apply_params(cutout: np.ndarray, background: np.ndarray, params: PasteParams, out_size=None,
+                 premultiplied: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Render one composite -> ((Ho, Wo, 3) float32 in [0,1], (Ho, Wo) float32 alpha)."""
+    pre = _premultiplied(cutout, premultiplied)
+    return _render(pre, background, params, _size2(out_size, pre.shape[:2]))
 
 
 def composite(cutout: np.ndarray, backgrounds: Sequence[np.ndarray], k: int, rng: np.random.Generator,
@@ -226,7 +251,8 @@ def composite(cutout: np.ndarray, backgrounds: Sequence[np.ndarray], k: int, rng
         raise ValueError(f"need k >= 1 and at least one background, got k={k}, {len(backgrounds)} backgrounds")
     out_hw = _size2(out_size, cutout.shape[:2])
     params = [sample_params(rng, settings, [b.shape for b in backgrounds], out_hw) for _ in range(k)]
-    imgs, alphas = zip(*(apply_params(cutout, backgrounds[p.bg_index], p, out_hw, premultiplied) for p in params))
+    pre = _premultiplied(cutout, premultiplied)           # once for the k composites
+    imgs, alphas = zip(*(_render(pre, backgrounds[p.bg_index], p, out_hw) for p in params))
     images = np.stack(imgs)
     if cutout.dtype == np.uint8:
         images = np.round(images * 255).astype(np.uint8)
