@@ -374,18 +374,23 @@ def test_outline(gl, sample, wave):
     np.testing.assert_array_equal(edged.rgba[..., 3] > 0, b)
 
 
+def _with_alpha(model, material: str, alpha: float):
+    """(copy of ``model`` whose material named ``material`` has diffuse alpha ``alpha``, its index)."""
+    mats = list(model.materials)
+    k = [m.name for m in mats].index(material)
+    diffuse = mats[k].diffuse.copy()
+    diffuse[3] = alpha
+    mats[k] = dataclasses.replace(mats[k], diffuse=diffuse)
+    return dataclasses.replace(model, materials=tuple(mats)), k
+
+
 def test_straight_alpha_and_translucent_order(gl, sample):
     """A half-transparent material: straight alpha in the colour image; in the UDP (not blended) the
     nearest surface's landmark, exactly as for opaque geometry."""
     from udpgen.render import Renderer, RenderSettings
     from udpgen.render.reference import reference_udp
 
-    mats = list(sample.materials)
-    k = [m.name for m in mats].index("服")
-    diffuse = mats[k].diffuse.copy()
-    diffuse[3] = 0.5
-    mats[k] = dataclasses.replace(mats[k], diffuse=diffuse)
-    model = dataclasses.replace(sample, materials=tuple(mats))
+    model, _ = _with_alpha(sample, "服", 0.5)
     with Renderer(SIZE, settings=RenderSettings(outline=False)) as r:
         ch = r.load(model)
         pose, opaque = ch.pose(), r.load(sample).pose()
@@ -403,12 +408,7 @@ def test_straight_alpha_and_translucent_order(gl, sample):
 
 
 def test_hidden_material_by_alpha_zero(geo, sample):
-    mats = list(sample.materials)
-    k = [m.name for m in mats].index("髪")
-    d = mats[k].diffuse.copy()
-    d[3] = 0.0
-    mats[k] = dataclasses.replace(mats[k], diffuse=d)
-    model = dataclasses.replace(sample, materials=tuple(mats))
+    model, k = _with_alpha(sample, "髪", 0.0)
     ch = geo.load(model)
     pose = ch.pose()
     assert not pose.visible[k]
