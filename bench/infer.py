@@ -39,8 +39,8 @@ def toy_inputs(root: Path, frames: int) -> tuple[Path, Path]:
     """A sheet of VIEWS cut-outs and ``frames`` UDP files of SIZE px (a walking ellipse)."""
     import cv2
 
-    from udpgen import udp as udp_io
-    from udpgen.images import write_png_atomic
+    from udpgen.io import udp as udp_io
+    from udpgen.io.images import write_png_atomic
 
     sheet, poses = root / "sheet", root / "poses"
     sheet.mkdir(parents=True)
@@ -89,7 +89,7 @@ def network_fps(ck: Path, sheet: Path, poses: Path, device: str, batch: int, rep
     """Frames/s of the network alone (median of ``repeats``): the sheet encoding and the renderer over all
     targets, inputs already cropped in memory (no file I/O, no crop/paste)."""
     from conr.infer import Animator, box_around, crop, list_pose_files, load_sheet, model_from_checkpoint
-    from udpgen import udp as udp_io
+    from udpgen.io import udp as udp_io
 
     model, cfg = model_from_checkpoint(ck, device)
     refs = load_sheet(sheet, SIZE).refs

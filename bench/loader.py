@@ -3,7 +3,7 @@
 Measures, on one pinned core (one DataLoader worker's share of a machine), how many training samples
 conr.data makes per second at the paper preset (256 px, m = 4 references, k = 4 composites): shard read,
 sample shuffle, PNG decode (m + 1 views of 8-bit RGBA, the target's 16-bit UDP), the appendix's random
-crop + resize, premultiplication, k composites (udpgen.composite), batching. A "training view" is one of
+crop + resize, premultiplication, k composites (udpgen.backgrounds.composite), batching. A "training view" is one of
 the m + 1 images decoded and augmented per sample; composites are counted separately. Stage rows time
 the pieces alone (median of repeats) to show where a worker's time goes.
 
@@ -56,10 +56,10 @@ def stage_rows(shards, cfg, repeats: int) -> list[dict]:
     import tarfile
 
     from conr.data import _crop_box, _crop_resize, _square
-    from udpgen.backgrounds import iter_backgrounds
-    from udpgen.composite import composite
+    from udpgen.backgrounds.sets import iter_backgrounds
+    from udpgen.backgrounds.composite import composite
     from udpgen.shards import decode_rgba
-    from udpgen.udp import decode_png16
+    from udpgen.io.udp import decode_png16
 
     with tarfile.open(shards.train[0]) as t:
         names = t.getnames()
@@ -79,7 +79,7 @@ def stage_rows(shards, cfg, repeats: int) -> list[dict]:
             lambda: _crop_resize(img, _crop_box(rng, img.shape[0], crop), S, premultiply=True), m + 1),
         "random crop + resize (UDP, nearest)": (lambda: _crop_resize(udp, _crop_box(rng, udp.shape[0], crop), S, True),
                                                 1),
-        f"composite k={k} (udpgen.composite)": (lambda: composite(target, bgs, k, rng, premultiplied=True), 1),
+        f"composite k={k} (udpgen.backgrounds.composite)": (lambda: composite(target, bgs, k, rng, premultiplied=True), 1),
     }
     rows = []
     for name, (fn, per_sample) in pieces.items():

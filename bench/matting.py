@@ -8,7 +8,7 @@ with a gap, drawn at 4x and area-downsampled so edge alpha is the exact coverage
 
 Each cut-out is composited (straight alpha, C = aF + (1-a)B) on four background types: white, a random
 flat colour, a random flat colour or white saved as JPEG q85, and a textured photo from skimage.data.
-Reported per type, for udpgen.matting.matte and for a cv2.grabCut baseline (rectangle init 4 px inside
+Reported per type, for udpgen.drawn.matting.matte and for a cv2.grabCut baseline (rectangle init 4 px inside
 the frame, 5 iterations, hard mask): mean IoU of alpha > 0.5, mean SAD (sum |alpha - alpha_gt| over the
 image, in thousands, the matting literature's unit), failures (IoU < 0.9). Also: images/s of matte() at
 the given size on one core, and how well confidence ranks failures (share of failures that land in the
@@ -30,7 +30,7 @@ from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # run from a checkout
 from bench.common import median_seconds, pin_one_core, report  # noqa: E402
-from udpgen.matting import matte
+from udpgen.drawn.matting import matte
 
 REPO = Path(__file__).resolve().parents[1]
 SS = 4  # supersampling factor of the synthetic characters
@@ -146,7 +146,7 @@ def load_truth(n: int, size: int, rng, renders: int) -> list[tuple[str, np.ndarr
 
 
 def _photos(size):
-    from udpgen.backgrounds import builtin_backgrounds, fit
+    from udpgen.backgrounds.sets import builtin_backgrounds, fit
     return [fit(im, size) for _, im in builtin_backgrounds()]
 
 

@@ -2,7 +2,7 @@
 
 One "pair" is everything a shard writer needs for one view: pose the model at a motion frame, frame it
 with a seeded random camera, render the UDP and the colour image, and encode them in the shard formats
-(UDP as a 16-bit PNG via udpgen.udp.encode_png16, RGBA as an 8-bit PNG).
+(UDP as a 16-bit PNG via udpgen.io.udp.encode_png16, RGBA as an 8-bit PNG).
 
 The baseline is what a user would write with stock pyrender: numpy skinning (udpgen.rig), a new
 pyrender.Mesh per frame with the landmarks as vertex colours (rendered FLAT) and a second one with the
@@ -38,7 +38,7 @@ class Ours:
 
     def pair(self, values, camera_for) -> int:
         from udpgen.shards import encode_rgba
-        from udpgen.udp import encode_png16
+        from udpgen.io.udp import encode_png16
 
         pose = self.ch.pose(values)
         res = self.r.render(pose, camera_for(pose.bounding_sphere()))
@@ -181,7 +181,7 @@ def main() -> None:
         sys.exit("no model found: pass --model/--motion or put ../shared beside the checkout")
     report("render", rows, {"pairs": args.pairs, "cores": 1, "gl": ctx.describe(), "goal_ratio": 3.0,
                             "note": "per pair: pose + camera + render + encode (udpgen: 16-bit PNG UDP via "
-                                    "udpgen.udp.encode_png16 + 8-bit PNG RGBA via udpgen.shards.encode_rgba; pyrender: two renders, 8-bit readback, "
+                                    "udpgen.io.udp.encode_png16 + 8-bit PNG RGBA via udpgen.shards.encode_rgba; pyrender: two renders, 8-bit readback, "
                                     "np.savez_compressed); medians of per-pair wall times, the methods taking turns pair by "
                                     "pair; cpu_ratio: the same from process CPU time (robust to other jobs on the core)"})
 

@@ -27,8 +27,8 @@ from bench.common import SHARED, pin_one_core, report  # noqa: E402
 
 def renderer_only(models_dir: Path, size: int, poses: int) -> tuple[float, int]:
     """Views per second of pose + render alone (no PNG encoding, no tar), on the plan's own views."""
-    from udpgen import synth
-    from udpgen.synth import SynthConfig, _character, _init_worker, _render_view, plan
+    from udpgen.synth import job as synth
+    from udpgen.synth.job import SynthConfig, _character, _init_worker, _render_view, plan
 
     cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=1)
     p = plan(models_dir, None, cfg)
@@ -51,7 +51,7 @@ def renderer_only(models_dir: Path, size: int, poses: int) -> tuple[float, int]:
 
 
 def end_to_end(models_dir: Path, size: int, poses: int, workers: int) -> tuple[float, int, int]:
-    from udpgen.synth import SynthConfig, synthesize
+    from udpgen.synth.job import SynthConfig, synthesize
 
     out = Path(tempfile.mkdtemp(prefix="bench-synth-"))
     try:

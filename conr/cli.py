@@ -232,7 +232,7 @@ def render(checkpoint, sheet_path, poses, mmd_model, motion, frames, frame_size,
                 click.echo(f"warning: {line}", err=True)
 
             def source_fn():
-                from udpgen import udp as udp_io
+                from udpgen.io import udp as udp_io
 
                 for i, (name, u, _) in enumerate(motion_poses):
                     if save_poses:
@@ -298,8 +298,8 @@ def detect(input_path, checkpoint, out_dir, npz, size, background, margin, devic
     from conr.infer import IMAGE_EXTS, InferenceError, model_from_checkpoint, natural_key, pick_device
     from conr.infer import detect as run_detect
     from conr.video import parse_colour
-    from udpgen import udp as udp_io
-    from udpgen.images import read_image, write_png_atomic
+    from udpgen.io import udp as udp_io
+    from udpgen.io.images import read_image, write_png_atomic
 
     src, out = Path(input_path), Path(out_dir)
     try:

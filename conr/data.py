@@ -14,7 +14,7 @@ One training sample is made from one shard sample (a character chunk, ``{charact
    crop per reference, so the renderer must match features across views instead of copying one into place;
 4. it pastes the cropped target onto k random backgrounds with :func:`udpgen.composite.composite` (the
    implementation the shard writer uses), from a per-worker pool fed by ``bg-*.tar`` shards or the
-   built-in set of :mod:`udpgen.backgrounds`;
+   built-in set of :mod:`udpgen.backgrounds.sets`;
 5. it batches in the worker (``wds.batched``); :class:`webdataset.WebLoader` moves whole batches.
 
 Batch (a dict; B = per-rank micro-batch, S = model.image_size, m = model.views, k = model.composites):
@@ -212,10 +212,10 @@ class ItemMaker:
         self.evaluate, self.pick_holdout = evaluate, holdout
 
     def __call__(self, sample: dict, rng: np.random.Generator, backgrounds: list[np.ndarray]) -> dict:
-        from udpgen.composite import composite
+        from udpgen.backgrounds.composite import composite
         from udpgen.errors import UdpgenError
         from udpgen.shards import decode_rgba
-        from udpgen.udp import decode_png16
+        from udpgen.io.udp import decode_png16
 
         key = sample.get("__key__", "?")
         if "json" not in sample:
@@ -277,13 +277,13 @@ class BackgroundPool:
     """A worker's decoded backgrounds: ``size`` backgrounds (H, W, 3) uint8 RGB of side ``side``; after
     each sample, ``refresh`` random slots (on average) are replaced by the next background of the (cycled,
     reshuffled) ``bg-*.tar`` stream. With no shards (``paths`` empty) the built-in set of
-    udpgen.backgrounds is used."""
+    udpgen.backgrounds.sets is used."""
 
     def __init__(self, paths: list[str], side: int, size: int, refresh: float, rng: np.random.Generator, skip):
         self.paths, self.side, self.refresh, self.rng, self.skip = paths, side, refresh, rng, skip
         self.debt = 0.0
         if not paths:
-            from udpgen.backgrounds import iter_backgrounds
+            from udpgen.backgrounds.sets import iter_backgrounds
 
             self.pool = [img for _, img in iter_backgrounds(None, side, int(rng.integers(2**31)))]
             self.stream = None
@@ -294,7 +294,7 @@ class BackgroundPool:
             raise DataError(f"background shards {paths[:2]}... hold no readable background")
 
     def _stream(self):
-        from udpgen.backgrounds import fit
+        from udpgen.backgrounds.sets import fit
         from udpgen.shards import iter_backgrounds
 
         while True:

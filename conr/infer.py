@@ -14,7 +14,7 @@ target UDPs of any resolution all work: each is cropped on its own. A rendered f
 square and pasted into a canvas of its UDP's original size (RGBA straight alpha, transparent elsewhere).
 
 Sheet images without a meaningful alpha channel (RGB files, or alpha all opaque) are cut out with
-:func:`udpgen.matting.matte` (its confidence is reported; below 0.5 the matte deserves a look).
+:func:`udpgen.drawn.matting.matte` (its confidence is reported; below 0.5 the matte deserves a look).
 
 Typical use::
 
@@ -228,11 +228,11 @@ def sheet_from_images(images: list[np.ndarray], size: int, margin: float = MARGI
 def load_sheet(path: str | os.PathLike, size: int, margin: float = MARGIN, matting: bool = True) -> SheetInput:
     """A folder of character images (or one image file) -> SheetInput at side ``size``.
 
-    Images with a meaningful alpha channel are used as they are; the others are matted (udpgen.matting)
+    Images with a meaningful alpha channel are used as they are; the others are matted (udpgen.drawn.matting)
     unless ``matting`` is off, in which case they are refused. Raises InferenceError / udpgen FormatError
     (one line, naming the file)."""
-    from udpgen.images import read_image
-    from udpgen.matting import alpha_is_meaningful, matte
+    from udpgen.io.images import read_image
+    from udpgen.drawn.matting import alpha_is_meaningful, matte
 
     path = Path(path)
     if path.is_file():
@@ -279,9 +279,9 @@ def list_pose_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def read_pose_files(files: Iterable[Path], axes: str = "xyz") -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (file stem, UDP (H, W, 4) float32) per file; udpgen.udp reads each by its extension and raises
+    """Yield (file stem, UDP (H, W, 4) float32) per file; udpgen.io.udp reads each by its extension and raises
     FormatError naming a file that is not a UDP (e.g. an 8-bit PNG)."""
-    from udpgen import udp
+    from udpgen.io import udp
 
     for f in files:
         yield f.name.split(".")[0], udp.load(f, axes)
@@ -301,7 +301,7 @@ class MotionPoses:
 
     def __init__(self, model_path: str | os.PathLike, motion_path: str | os.PathLike, size: int,
                  frames: str | None = None):
-        from udpgen.cli_render import parse_frames
+        from udpgen.rig.motion import parse_frames
         from udpgen.mmd import Model, Motion, Pose, load
         from udpgen.rig import MotionSampler, pose_values
 
@@ -463,7 +463,7 @@ def detect(model: CoNR, img: np.ndarray, size: int, background=(255, 255, 255), 
     composited over ``background`` (the detector was trained on composites), and its alpha (>= 50 %) is
     the occupancy. Without, the whole image is padded to a square (edge pixels repeated, so a flat
     background stays flat) and the detector's mask (probability >= ``threshold``) is the occupancy."""
-    from udpgen.matting import alpha_is_meaningful
+    from udpgen.drawn.matting import alpha_is_meaningful
 
     cut = img.shape[2] == 4 and alpha_is_meaningful(img)
     if cut:

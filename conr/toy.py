@@ -47,7 +47,7 @@ def write_toy_shards(out_dir: str | Path, characters: int = 12, views: int = 6, 
     are drawn until the split counts fit) of ``views`` random poses each, ``one_view`` train characters
     with a single view and ``unlabelled`` train characters without UDPs (as hand-drawn data), plus one
     ``bg`` shard of procedural backgrounds. Deterministic in ``seed``."""
-    from udpgen.backgrounds import procedural
+    from udpgen.backgrounds.sets import procedural
     from udpgen.shards import BackgroundWriter, Sample, ShardWriter, View, split_of
 
     rng = np.random.default_rng(seed)

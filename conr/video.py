@@ -236,7 +236,7 @@ class FrameSink:
 
     def write(self, index: int, rgba: np.ndarray) -> Path:
         """Write frame ``index`` (H, W, 4) uint8 straight alpha; returns the PNG's path."""
-        from udpgen.images import write_png_atomic
+        from udpgen.io.images import write_png_atomic
 
         path = write_png_atomic(self.out_dir / f"{self.prefix}{index:05d}.png", rgba, compress_level=3)
         self.frames.append(path)

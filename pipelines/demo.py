@@ -4,7 +4,7 @@
 
 Steps (each prints its wall time; rerunning the same command resumes):
 
-1. data: ``udpgen.synth`` renders the sample character (assets/sample) in random natural poses from random
+1. data: ``udpgen.synth.job`` renders the sample character (assets/sample) in random natural poses from random
    cameras into WebDataset shards, OUT/data. The wave motion is left out, so the animation is unseen.
    Resumes by itself (committed shards are skipped).
 2. train: ``conr train --config tiny`` for ``--minutes`` of wall clock, in a child process that gets SIGTERM
@@ -56,7 +56,7 @@ def settings(gpu: bool) -> dict:
 
 
 def step_data(out: Path, s: dict, log) -> dict:
-    from udpgen.synth import SynthConfig, synthesize
+    from udpgen.synth.job import SynthConfig, synthesize
 
     # no motions: the wave motion stays unseen; 2 views per pose, 8 views per sample (chunks of a character)
     cfg = SynthConfig(size=s["render"], poses=s["poses"], motion_frames=0, views=2, views_per_sample=8,
@@ -140,8 +140,8 @@ def step_animate(out: Path, s: dict, ckpt: str, device: str, log) -> dict:
     from conr.infer import (Animator, MotionPoses, box_around, crop, model_from_checkpoint, premultiply,
                             sheet_from_images)
     from conr.video import FrameSink, VideoError, ffmpeg_exe
-    from udpgen import udp as udp_io
-    from udpgen.images import write_png_atomic
+    from udpgen.io import udp as udp_io
+    from udpgen.io.images import write_png_atomic
 
     model, cfg = model_from_checkpoint(ckpt, device)
     S, F = cfg.model.image_size, s["frame"]

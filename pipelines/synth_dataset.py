@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from udpgen.errors import UdpgenError
-    from udpgen.preview import write_preview
-    from udpgen.synth import SynthConfig, synthesize
-    from udpgen.verify import verify
+    from udpgen.shards.preview import write_preview
+    from udpgen.synth.job import SynthConfig, synthesize
+    from udpgen.shards.verify import verify
 
     try:
         cfg = SynthConfig(size=args.size, poses=args.poses, motion_frames=args.motion_frames, views=args.views,

@@ -18,8 +18,8 @@ from conr.cli import main
 from conr.config import run_preset
 from conr.infer import Animator, box_around, crop, load_sheet, model_from_checkpoint, paste, save_model_checkpoint
 from conr.nn.conr import CoNR
-from udpgen import udp as udp_io
-from udpgen.images import write_png_atomic
+from udpgen.io import udp as udp_io
+from udpgen.io.images import write_png_atomic
 
 S = 64
 

@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from udpgen.atomic import write_bytes_atomic
+from udpgen.io.atomic import write_bytes_atomic
 from udpgen.mmd.binary import INDEX_DTYPES
 from udpgen.mmd.model import BoneFlag, Model, MorphKind, WeightType
 from udpgen.mmd.pmx import (_JOINT_VECS, _MAT, _RIGID, BONES_PER_TYPE, MAGIC, Header, _deform_sizes,

@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from udpgen.atomic import write_bytes_atomic
+from udpgen.io.atomic import write_bytes_atomic
 from udpgen.mmd.binary import BinaryReader, read_file_bytes
 from udpgen.mmd.model import BoneKeys, CameraKeys, IKKey, LightKeys, MorphKeys, Motion, ShadowKeys
 

@@ -32,7 +32,7 @@ import re
 
 import numpy as np
 
-from udpgen.atomic import write_bytes_atomic
+from udpgen.io.atomic import write_bytes_atomic
 from udpgen.errors import FormatError
 from udpgen.mmd.binary import read_file_bytes
 from udpgen.mmd.model import Pose

@@ -1,6 +1,6 @@
 """Rendered views as files: the shard formats (16-bit PNG UDP + 8-bit PNG RGBA), npz, camera JSON, previews.
 
-Every file is written atomically (temp file + rename, :mod:`udpgen.atomic`), so an interrupted run leaves
+Every file is written atomically (temp file + rename, :mod:`udpgen.io.atomic`), so an interrupted run leaves
 whole files or none.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from udpgen.atomic import write_bytes_atomic
+from udpgen.io.atomic import write_bytes_atomic
 from udpgen.errors import UdpgenError
 from udpgen.shards import encode_rgba
 
@@ -21,10 +21,10 @@ FORMATS = ("png", "npz")
 
 
 def write_view(out_dir: str | os.PathLike, stem: str, result, fmt: str = "png", meta: dict | None = None) -> list[Path]:
-    """Write one RenderResult as ``{stem}.rgba.png`` + ``{stem}.udp.png`` (16-bit, :func:`udpgen.udp.encode_png16`)
+    """Write one RenderResult as ``{stem}.rgba.png`` + ``{stem}.udp.png`` (16-bit, :func:`udpgen.io.udp.encode_png16`)
     or ``{stem}.udp.npz`` (the official CoNR layout, key ``i``), and ``{stem}.json`` (camera, coverage,
     ``meta``). Returns the paths written."""
-    from udpgen import udp as U
+    from udpgen.io import udp as U
 
     if fmt not in FORMATS:
         raise UdpgenError(f"unknown format {fmt!r} (use one of {', '.join(FORMATS)})")
@@ -46,7 +46,7 @@ def write_view(out_dir: str | os.PathLike, stem: str, result, fmt: str = "png", 
 def preview_sheet(pairs: list[tuple[str, np.ndarray, np.ndarray]], columns: int = 4, cell: int = 160) -> np.ndarray:
     """[(label, rgba (H, W, 4) uint8, udp (H, W, 4) float32)] -> (h, w, 3) uint8 RGB sheet: each view's colour
     image (over a checkerboard) beside its UDP visualisation."""
-    from udpgen import udp as U
+    from udpgen.io import udp as U
 
     images, labels = [], []
     for label, rgba, udp in pairs:

@@ -1,6 +1,6 @@
 """Textures of a model on the GL side: image files, MMD's shared toon ramps, and upload.
 
-Images are read by :func:`udpgen.images.read_image` (Pillow: PNG, BMP, TGA, JPEG, DDS DXT1/3/5 and the
+Images are read by :func:`udpgen.io.images.read_image` (Pillow: PNG, BMP, TGA, JPEG, DDS DXT1/3/5 and the
 .sph/.spa sphere maps, which are BMPs; EXIF, palettes and 16-bit files normalised to 8-bit RGB(A)). A
 texture that is missing or cannot be read is not an error: the material falls back to its colour and the
 renderer counts a warning (``missing_texture`` / ``unreadable_texture``).
@@ -54,7 +54,7 @@ def toon_ramp(index: int, rows: int = 32) -> np.ndarray:
 def load_rgba(path: str, max_size: int) -> tuple[np.ndarray, bool]:
     """Read an image file -> ((H, W, 4) uint8 straight RGBA, downscaled) where downscaled says the image was
     larger than ``max_size`` on a side and was shrunk to fit. Raises udpgen FormatError if unreadable."""
-    from udpgen.images import read_image
+    from udpgen.io.images import read_image
 
     img = read_image(path)
     if img.shape[2] == 3:

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from udpgen.atomic import write_bytes_atomic
+from udpgen.io.atomic import write_bytes_atomic
 from udpgen.errors import UdpgenError
 from udpgen.mmd.model import Model
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from udpgen.errors import UdpgenError
 from udpgen.mmd.model import Model, Motion, Pose, vmd_name_bytes
 from udpgen.mmd.vmd import bone_curves
 from udpgen.rig import quat as Q
@@ -155,3 +156,29 @@ def pose_values(model: Model, pose: Pose) -> FramePose:
         if name in morph_index:
             weights[morph_index[name]] = w
     return FramePose(translation, rotation, np.ones(n, bool), weights)
+
+
+def parse_frames(spec: str, frame_range: tuple[int, int]) -> list[float]:
+    """``A``, ``A:B`` or ``A:B:S`` -> frames A, A + S, ... below B (half-open, like range; floats allowed).
+    B may be empty (``A:`` / ``A::S``): up to and including the motion's last frame."""
+    parts = spec.split(":")
+    if not 1 <= len(parts) <= 3:
+        raise UdpgenError(f"--frames {spec!r}: expected A, A:B or A:B:S")
+    try:
+        a = float(parts[0]) if parts[0] else float(frame_range[0])
+        b = float(parts[1]) if len(parts) > 1 and parts[1] else None
+        s = float(parts[2]) if len(parts) > 2 and parts[2] else 1.0
+    except ValueError:
+        raise UdpgenError(f"--frames {spec!r}: A, B and S must be numbers") from None
+    if len(parts) == 1:
+        return [a]
+    if b is None:
+        b = float(frame_range[1]) + 1e-9
+    if not (np.isfinite([a, b, s]).all() and s > 0):
+        raise UdpgenError(f"--frames {spec!r}: the step must be positive and all values finite")
+    n = int(np.ceil((b - a) / s - 1e-9))
+    if n <= 0:
+        raise UdpgenError(f"--frames {spec!r} selects no frame")
+    if n > 1_000_000:
+        raise UdpgenError(f"--frames {spec!r} selects {n} frames; that is too many")
+    return [a + k * s for k in range(n)]

@@ -1,11 +1,11 @@
-"""WebDataset shards of CoNR training data (DESIGN 3.6): sample schema, atomic writers, readers (checks: udpgen.verify).
+"""WebDataset shards of CoNR training data (DESIGN 3.6): sample schema, atomic writers, readers (checks: udpgen.shards.verify).
 
 A sample is one character chunk, key ``{character}-{chunk:04d}`` (character ids match ``[A-Za-z0-9_-]+``,
 at most 80 characters, so keys have no dots and member names fit a plain ustar header). Members:
 
 * ``{key}.json``            metadata (:data:`SCHEMA`; see :func:`encode_sample`)
 * ``{key}.{i:03d}.rgba.png``  view i: 8-bit RGBA PNG, straight alpha
-* ``{key}.{i:03d}.udp.png``   view i's UDP, only for labelled views: 16-bit RGBA PNG (:mod:`udpgen.udp`)
+* ``{key}.{i:03d}.udp.png``   view i's UDP, only for labelled views: 16-bit RGBA PNG (:mod:`udpgen.io.udp`)
 
 WebDataset splits a member name at the first dot, so a consumer sees ``__key__ = key`` and the fields
 ``json``, ``000.rgba.png``, ``000.udp.png``, ...; :func:`decode_sample` takes that dict as it is

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from udpgen.atomic import write_bytes_atomic
+from udpgen.io.atomic import write_bytes_atomic
 
 from .schema import SCHEMA, SHARD_RE, json_bytes, shard_name
 

@@ -1,4 +1,4 @@
-"""Streaming shard readers with WebDataset's error-handler rule (used by conr.data and udpgen.verify)."""
+"""Streaming shard readers with WebDataset's error-handler rule (used by conr.data and udpgen.shards.verify)."""
 from __future__ import annotations
 
 import os

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from udpgen import udp as udpmod
+from udpgen.io import udp as udpmod
 from udpgen.errors import FormatError
 
 SCHEMA = 1                 # metadata "schema": bump when members or metadata keys change meaning
@@ -115,7 +115,7 @@ def json_bytes(obj, indent: int | None = None) -> bytes:
 
 def encode_rgba(rgba: np.ndarray) -> bytes:
     """(H, W, 4) uint8 RGBA -> 8-bit RGBA PNG bytes (OpenCV wants BGRA: swapped here), with the encoder
-    settings of rendered images (:data:`udpgen.udp.PNG_FAST`)."""
+    settings of rendered images (:data:`udpgen.io.udp.PNG_FAST`)."""
     a = np.asarray(rgba)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 4:
         raise ValueError(f"rgba must be (H, W, 4) uint8, got {a.shape} {a.dtype}")
@@ -225,7 +225,7 @@ def decode_sample(members: dict, where: str | None = None) -> Sample:
 
 def check_sample(sample: Sample) -> list[tuple[str, str]]:
     """Content checks of a sample -> [(member name, problem)], empty when fine: rgba (H, W, 4) uint8; udp
-    meets :func:`udpgen.udp.validate` at the rgba's size; occupancy == (alpha > 0) pixel for pixel."""
+    meets :func:`udpgen.io.udp.validate` at the rgba's size; occupancy == (alpha > 0) pixel for pixel."""
     out, key = [], sample.key
     for i, v in enumerate(sample.views):
         rn, un = f"{key}.{i:03d}.rgba.png", f"{key}.{i:03d}.udp.png"

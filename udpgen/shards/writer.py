@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from udpgen.atomic import write_bytes_atomic
+from udpgen.io.atomic import write_bytes_atomic
 from udpgen.errors import FormatError, UdpgenError
 
 from .schema import Sample, check_id, check_sample, encode_sample, json_bytes, shard_name, split_of

@@ -1,0 +1,3 @@
+from udpgen.cli.main import main
+
+main()

@@ -1,0 +1,187 @@
+"""``udpgen matte``: cut characters out of hand-drawn images (see udpgen.drawn.matting).
+
+Registered on the ``udpgen`` group by :func:`register` (called from udpgen/cli.py). The review report
+(contact sheet PNG + HTML page, both sorted by confidence ascending) puts doubtful cut-outs first, so a
+person checks those and draws marker scribbles where needed.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from udpgen.errors import UdpgenError
+
+__all__ = ["register", "matte_cmd", "contact_sheet", "collect_inputs"]
+
+THUMB = 160
+
+
+def collect_inputs(inp: Path, exclude: Path | None = None) -> list[tuple[Path, Path, Path]]:
+    """INPUT (file or folder, searched recursively, sorted) -> [(file, its path relative to INPUT,
+    output path relative to --out)].
+    The output keeps the sub-folders (characters are grouped by folder later) and ends in .png; two
+    inputs that would collide (a.jpg and a.png) keep their extension in the name (a.jpg.png). Hidden
+    files and files under ``exclude`` (the output folder, when it lies inside INPUT) are skipped."""
+    from udpgen.backgrounds.sets import IMAGE_SUFFIXES
+
+    if inp.is_dir():
+        skip = exclude.resolve() if exclude is not None else None
+        files = sorted(p for p in inp.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                       and not any(part.startswith(".") for part in p.relative_to(inp).parts)
+                       and not (skip is not None and p.resolve().is_relative_to(skip)))
+        rels = [p.relative_to(inp) for p in files]
+    elif inp.exists():
+        files, rels = [inp], [Path(inp.name)]
+    else:
+        raise UdpgenError(f"{inp}: no such file or folder")
+    stems = [r.with_suffix("") for r in rels]
+    dup = {s for s in stems if stems.count(s) > 1}
+    return [(f, r, r.with_name(r.name + ".png") if r.with_suffix("") in dup else r.with_suffix(".png"))
+            for f, r in zip(files, rels)]
+
+
+def _checker(h: int, w: int, cell: int = 8) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    v = np.where(((yy // cell) + (xx // cell)) % 2 == 0, 230, 180).astype(np.float32)
+    return np.repeat(v[..., None], 3, axis=2)
+
+
+def _thumb(rgba: np.ndarray, size: int = THUMB) -> np.ndarray:
+    """(H, W, 4) uint8 -> (size, size, 3) uint8: the cut-out over a checkerboard, letterboxed."""
+    import cv2
+
+    h, w = rgba.shape[:2]
+    f = size / max(h, w)
+    small = cv2.resize(rgba, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    a = small[..., 3:].astype(np.float32) / 255
+    tile = _checker(size, size)
+    y, x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
+    region = tile[y:y + small.shape[0], x:x + small.shape[1]]
+    tile[y:y + small.shape[0], x:x + small.shape[1]] = small[..., :3] * a + region * (1 - a)
+    return tile.astype(np.uint8)
+
+
+def contact_sheet(items: list[tuple[str, np.ndarray, float]], columns: int = 8) -> np.ndarray:
+    """[(label, thumbnail (THUMB, THUMB, 3) uint8 from _thumb, confidence)] in display order ->
+    (rows*(THUMB+20), columns*THUMB, 3) uint8 sheet, each captioned with its confidence and label."""
+    import cv2
+
+    rows = max(1, -(-len(items) // columns))
+    sheet = np.full((rows * (THUMB + 20), columns * THUMB, 3), 255, np.uint8)
+    for i, (label, thumb, conf) in enumerate(items):
+        r, c = divmod(i, columns)
+        y, x = r * (THUMB + 20), c * THUMB
+        sheet[y:y + THUMB, x:x + THUMB] = thumb
+        colour = (200, 0, 0) if conf < 0.5 else (0, 0, 0)
+        text = f"{conf:.2f} {label[-16:]}"
+        cv2.putText(sheet, text, (x + 3, y + THUMB + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1, cv2.LINE_AA)
+    return sheet
+
+
+def _write_html(path: Path, rows: list[dict]) -> None:
+    """Review page: one table row per image, lowest confidence first, cut-outs over a checkerboard."""
+    body = []
+    for r in rows:
+        src = html.escape(r["output"]) if r.get("output") else ""
+        img = f'<a href="{src}"><img src="{src}" loading="lazy"></a>' if src else "(failed)"
+        conf = "" if r["confidence"] is None else f'{r["confidence"]:.3f}'
+        body.append(f"<tr><td>{img}</td><td>{html.escape(r['input'])}</td><td>{conf}</td>"
+                    f"<td>{html.escape('; '.join(r['notes']))}</td></tr>")
+    page = ("<!doctype html><meta charset='utf-8'><title>udpgen matte review</title><style>"
+            "body{font:14px sans-serif}td{border-bottom:1px solid #ccc;padding:4px;vertical-align:top}"
+            "img{max-width:200px;max-height:200px;background:repeating-conic-gradient(#bbb 0 25%,#eee 0 50%) "
+            "0 0/16px 16px}</style><h1>Cut-outs, lowest confidence first</h1><table>"
+            "<tr><th>cut-out</th><th>input</th><th>confidence</th><th>notes</th></tr>"
+            + "\n".join(body) + "</table>\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@click.command("matte")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the RGBA cut-outs (sub-folders of INPUT are kept).")
+@click.option("--markers", "markers_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of scribble PNGs at the same relative paths as the inputs (x/y.jpg -> x/y.png): "
+                   "pure green (0,255,0) = character, pure red (255,0,0) = background, anything else ignored.")
+@click.option("--report", is_flag=True, help="Also write report.png (contact sheet) and report.html, "
+                                             "lowest confidence first, into --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (per file: confidence, notes) on stdout.")
+def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report: bool, as_json: bool):
+    """Cut characters out of hand-drawn images: INPUT is an image or a folder of images; each becomes an
+    RGBA PNG in --out. Images that already have a meaningful alpha channel are kept as they are.
+    Unreadable files are reported one line each and skipped; the exit status is 1 if any failed.
+
+    \b
+    Examples:
+      udpgen matte drawings/ --out cutouts/ --report
+      udpgen matte drawings/alice/01.jpg --out cutouts/ --markers scribbles/
+    """
+    from tqdm import tqdm
+
+    from udpgen.io.images import read_image, write_png_atomic
+    from udpgen.drawn.matting import matte
+
+    jobs = collect_inputs(input_path, exclude=out_dir)
+    if not jobs:
+        raise UdpgenError(f"{input_path}: no images found")
+    if report and any(rel.as_posix() in ("report.png", "report.html") for _, _, rel in jobs):
+        raise UdpgenError(f"{input_path}: an input would be written as report.png, which --report needs; "
+                          "move it into a sub-folder or leave out --report")
+    rows, failed = [], 0
+    for src, rel_in, rel in tqdm(jobs, desc="matte", unit="img", disable=True if len(jobs) < 2 else None,
+                                 file=sys.stderr):
+        row = {"input": str(src), "output": None, "confidence": None, "notes": [], "factors": {}}
+        try:
+            image = read_image(src)
+            markers = None
+            if markers_dir is not None:
+                mpath = markers_dir / rel_in.with_suffix(".png")
+                if mpath.is_file():
+                    markers = read_image(mpath)
+                    if markers.shape[:2] != image.shape[:2]:
+                        raise UdpgenError(f"{mpath}: markers are {markers.shape[1]}x{markers.shape[0]}, "
+                                          f"the image is {image.shape[1]}x{image.shape[0]}")
+            res = matte(image, markers)
+            write_png_atomic(out_dir / rel, res.rgba)
+            row.update(output=rel.as_posix(), confidence=round(res.confidence, 4), notes=res.notes,
+                       factors=res.factors)
+            if report:
+                row["_thumb"] = _thumb(res.rgba)  # thumbnails only: a big folder must not fill memory
+        except (UdpgenError, OSError) as e:
+            failed += 1
+            row["notes"] = [f"failed: {e}"]
+            tqdm.write(f"udpgen matte: {e}", file=sys.stderr)
+        rows.append(row)
+    order = sorted(rows, key=lambda r: (r["confidence"] is not None, r["confidence"] or 0.0, r["input"]))
+    if report:
+        ok = [r for r in order if r.get("_thumb") is not None]
+        if ok:
+            write_png_atomic(out_dir / "report.png",
+                             contact_sheet([(Path(r["input"]).name, r["_thumb"], r["confidence"]) for r in ok]))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_html(out_dir / "report.html", order)
+    for r in rows:
+        r.pop("_thumb", None)
+    if as_json:
+        json.dump({"images": len(rows), "failed": failed, "results": order}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        done = [r["confidence"] for r in rows if r["confidence"] is not None]
+        low = sum(c < 0.5 for c in done)
+        click.echo(f"{len(done)} cut-out(s) written to {out_dir}, {low} with confidence < 0.5, {failed} failed"
+                   + (f"; review {out_dir / 'report.html'}" if report else ""), err=as_json)
+    if failed:
+        raise click.ClickException(f"{failed} of {len(rows)} file(s) could not be matted (see the messages above)")
+
+
+def register(group: click.Group) -> None:
+    """Add this module's commands (``matte``) to the ``udpgen`` click group."""
+    group.add_command(matte_cmd)

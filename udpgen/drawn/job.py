@@ -1,0 +1,439 @@
+"""Hand-drawn characters and background photos -> WebDataset shards (DESIGN 3.6): the library half of
+``udpgen handdrawn`` and ``udpgen backgrounds``.
+
+Hand-drawn flow: :func:`discover` finds the characters (one folder per character under INPUT, images
+searched recursively; an image directly in INPUT is a one-shot character of its own), :func:`character_id`
+names each one, :func:`plan_jobs` cuts every character's sorted files into chunks of at most
+``views_per_sample`` (one unlabelled sample each) and deals the chunks, characters in id order, into
+shards of ``per_shard`` samples per split, and :func:`run_job` mattes one shard's images and writes it
+(like img2dataset: one job per shard, independent, so jobs can run in any order or in parallel and a
+rerun skips the shards already committed). Assignment depends only on the file list, never on what a
+matte gives, so it is known before any image is read and a rerun gives the same bytes.
+
+Every job records ``plan_sha256`` (its chunks, file sizes and settings) in its stats.json. A rerun whose
+plan differs (files added, settings changed) refuses to mix with the old shards instead of leaving a
+directory half of one run and half of another: use a new --out for changed inputs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from udpgen.backgrounds.sets import IMAGE_SUFFIXES, _expand, iter_backgrounds
+from udpgen.errors import UdpgenError
+from udpgen.shards import (BackgroundWriter, Sample, ShardWriter, View, is_complete, list_shards, sample_key,
+                           shard_name, split_of, write_manifest, write_sizes)
+from udpgen.shards.schema import json_bytes
+
+__all__ = ["Character", "Chunk", "Job", "HanddrawnSettings", "character_id", "discover", "fit_rgba",
+           "prepare_view", "plan_jobs", "check_resume", "run_job", "run_jobs", "read_stats",
+           "update_directory", "write_background_shards"]
+
+SLUG_MAX = 40          # readable part of a character id (ids may be up to 80: keys and tar names stay short)
+HASH_HEX = 8           # 32 bits of sha256(name): names that sanitise alike need ~65k of them to collide
+
+
+@dataclass(frozen=True)
+class Character:
+    """A character: ``id`` (see :func:`character_id`), ``name`` (folder or file name relative to INPUT,
+    as found) and its image files as posix paths relative to the INPUT root, sorted."""
+    id: str
+    name: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One future sample: chunk number ``chunk`` of character ``character`` (id) with these files."""
+    character: str
+    name: str
+    chunk: int
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One shard: ``{split}-{index:06d}.tar`` holding ``chunks``; ``plan`` fingerprints its inputs."""
+    split: str
+    index: int
+    chunks: tuple[Chunk, ...]
+    plan: str
+
+    @property
+    def name(self) -> str:
+        return shard_name(self.split, self.index)
+
+    @property
+    def files(self) -> int:
+        return sum(len(c.files) for c in self.chunks)
+
+
+@dataclass(frozen=True)
+class HanddrawnSettings:
+    """size: side of the square output views (0 = keep each image's size); crop: cut each view to its
+    alpha bounding box (plus 5 %) before fitting; min_confidence: mattes below it are listed in the stats
+    (``low_confidence``), or left out (as failures) with skip_low; matte_max: longer side above which an
+    image is shrunk before matting (0 = never); max_pixels: decompression-bomb limit."""
+    size: int = 512
+    crop: bool = False
+    min_confidence: float = 0.5
+    skip_low: bool = False
+    matte_max: int = 2048
+    max_pixels: int = 8192 * 8192
+
+
+def character_id(name: str) -> str:
+    """Stable shard id of a character named ``name`` (its folder name, or a one-shot image's file name).
+
+    ``{slug}-{hash}``: slug = the NFC name's runs of characters outside [A-Za-z0-9_-] replaced by '_',
+    trimmed, at most 40 characters ('character' when nothing is left, e.g. a Japanese name); hash = the
+    first 8 hex digits of sha256 of the NFC name (UTF-8), so 'Alice B' and 'Alice_B', which sanitise alike,
+    still differ. The split follows from the id (:func:`udpgen.shards.split_of`)."""
+    # macOS hands out decomposed (NFD) file names, Linux keeps what was written: one canonical form,
+    # or the same dataset copied between them would get other ids and another train/val split.
+    n = unicodedata.normalize("NFC", name)
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", n).strip("_-")[:SLUG_MAX].strip("_-") or "character"
+    return f"{slug}-{hashlib.sha256(n.encode()).hexdigest()[:HASH_HEX]}"
+
+
+def _images_under(folder: Path, root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def discover(input_path: str | os.PathLike) -> tuple[Path, list[Character]]:
+    """INPUT folder (or one image file) -> (root the file paths are relative to, characters sorted by id).
+    Sub-folders are characters (images searched recursively, hidden names skipped; a folder without
+    images is ignored); each image directly in INPUT is a one-shot character named by its file name."""
+    inp = Path(input_path)
+    if inp.is_file():
+        return inp.parent, [Character(character_id(inp.name), inp.name, (inp.name,))]
+    if not inp.is_dir():
+        raise UdpgenError(f"{inp}: no such file or folder")
+    chars = []
+    for p in sorted(inp.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            files = _images_under(p, inp)
+            if files:
+                chars.append(Character(character_id(p.name), p.name, tuple(files)))
+        elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            chars.append(Character(character_id(p.name), p.name, (p.name,)))
+    ids = [c.id for c in chars]
+    if len(set(ids)) != len(ids):   # only for two names that are equal after NFC normalisation
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise UdpgenError(f"{inp}: several folders/files give the character id {dup[0]} (names equal up to "
+                          "Unicode normalisation); rename one")
+    return inp, sorted(chars, key=lambda c: c.id)
+
+
+def _marker_path(markers_dir: Path | None, rel: str) -> Path | None:
+    """Markers follow ``udpgen matte``: INPUT/x/y.jpg -> MARKERS/x/y.png."""
+    if markers_dir is None:
+        return None
+    p = markers_dir / Path(rel).with_suffix(".png")
+    return p if p.is_file() else None
+
+
+def plan_jobs(root: Path, characters: list[Character], per_shard: int, views_per_sample: int,
+              settings: HanddrawnSettings, markers_dir: Path | None = None) -> list[Job]:
+    """Deal chunks into shards: per split (train, val), characters in id order, chunks in file order,
+    ``per_shard`` samples per shard. Each job's plan is sha256 over its chunks with file sizes, the marker
+    files used and the settings: what the shard's bytes depend on."""
+    if per_shard < 1 or views_per_sample < 1:
+        raise UdpgenError("--per-shard and --views-per-sample must be at least 1")
+    by_split: dict[str, list[Chunk]] = {"train": [], "val": []}
+    for c in characters:
+        for k in range(0, len(c.files), views_per_sample):
+            by_split[split_of(c.id)].append(Chunk(c.id, c.name, k // views_per_sample,
+                                                  c.files[k:k + views_per_sample]))
+    jobs = []
+    for split, chunks in by_split.items():
+        for index, start in enumerate(range(0, len(chunks), per_shard)):
+            part = tuple(chunks[start:start + per_shard])
+            files = [[rel, _size_of(root / rel), _size_of(_marker_path(markers_dir, rel))]
+                     for ch in part for rel in ch.files]
+            plan = hashlib.sha256(json_bytes({"chunks": [[c.character, c.chunk] for c in part], "files": files,
+                                               "settings": asdict(settings)})).hexdigest()
+            jobs.append(Job(split, index, part, plan))
+    return jobs
+
+
+def _size_of(p: Path | None) -> int:
+    """File size, -1 for a missing (or None) file: part of a plan, so an edited input changes it."""
+    return p.stat().st_size if p is not None and p.is_file() else -1
+
+
+def read_stats(out_dir: Path, name: str) -> dict:
+    return json.loads((out_dir / name.replace(".tar", ".stats.json")).read_text())
+
+
+def check_resume(out_dir: Path, jobs: list[Job], splits: Iterable[str] = ("train", "val")) -> list[Job]:
+    """Jobs still to run. Raises UdpgenError when committed shards in ``out_dir`` come from other inputs
+    or settings (plan differs, or a shard this plan does not make): mixing runs would silently corrupt
+    the dataset."""
+    planned = {j.name: j for j in jobs}
+    for name in (Path(p).name for split in splits for p in list_shards(out_dir, split)):
+        if name not in planned or read_stats(out_dir, name).get("plan_sha256") != planned[name].plan:
+            raise UdpgenError(f"{out_dir / name} was written by another run (other inputs, settings or "
+                              f"command); use a new --out, or delete the old shards to redo them")
+    todo = []
+    for j in jobs:
+        if is_complete(out_dir, j.split, j.index):
+            (out_dir / (j.name + ".tmp")).unlink(missing_ok=True)   # debris of a killed run (verify flags it)
+        else:
+            todo.append(j)    # its writer clears a stale .tmp or uncommitted tar when it opens
+    return todo
+
+
+def fit_rgba(rgba: np.ndarray, size: int, crop: bool = False, margin: float = 0.05) -> np.ndarray:
+    """(H, W, 4) uint8 straight RGBA -> (size, size, 4) uint8: scaled to fit (aspect kept, premultiplied
+    so edges get no dark fringe), centred on a transparent square. size 0 returns it unscaled.
+    crop: first cut to the bounding box of alpha > 0, grown by ``margin`` of its longer side."""
+    if crop and (rgba[..., 3] > 0).any():
+        ys, xs = np.nonzero(rgba[..., 3])
+        m = int(round(margin * max(np.ptp(ys) + 1, np.ptp(xs) + 1)))
+        rgba = rgba[max(0, ys.min() - m):ys.max() + 1 + m, max(0, xs.min() - m):xs.max() + 1 + m]
+    if size == 0:
+        return np.ascontiguousarray(rgba)
+    h, w = rgba.shape[:2]
+    s = size / max(h, w)
+    nh, nw = min(size, max(1, round(h * s))), min(size, max(1, round(w * s)))
+    a = rgba[..., 3:].astype(np.float32) / 255
+    pre = np.concatenate([rgba[..., :3].astype(np.float32) * a, a * 255], axis=2)
+    pre = cv2.resize(pre, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    alpha = np.clip(np.round(pre[..., 3]), 0, 255)
+    rgb = np.where(alpha[..., None] > 0, pre[..., :3] * 255 / np.maximum(pre[..., 3:], 1e-6), 0)
+    out = np.zeros((size, size, 4), np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y:y + nh, x:x + nw, :3] = np.clip(np.round(rgb), 0, 255)
+    out[y:y + nh, x:x + nw, 3] = alpha
+    return out
+
+
+def prepare_view(image: np.ndarray, markers: np.ndarray | None, settings: HanddrawnSettings
+                 ) -> tuple[np.ndarray, float, str]:
+    """(H, W, 3|4) uint8 image (+ optional marker scribbles) -> (RGBA view (size, size, 4) uint8,
+    confidence, 'input' | 'matte'). Images with a meaningful alpha keep it (confidence 1). Raises
+    UdpgenError when the matte is empty or keeps the whole image (no background along the border).
+    Images longer than settings.matte_max (and size) are shrunk before matting, markers with them."""
+    from udpgen.drawn.matting import alpha_is_meaningful, matte
+
+    kept = alpha_is_meaningful(image)
+    side = max(settings.matte_max, settings.size)
+    if not kept and settings.matte_max and max(image.shape[:2]) > side:
+        # Matting cost grows with the pixels (a 2048^2 page ~1 s, 4096^2 ~4 s and ~1 GB) while the view
+        # keeps size^2. Not much below 4x the view: shrinking 2 px outlines to half a pixel mixes three
+        # colours per edge pixel and the unmixing confidence collapses (measured: 0.80 at 4x, 0.0 at 2x).
+        f = side / max(image.shape[:2])
+        dsize = (max(8, round(image.shape[1] * f)), max(8, round(image.shape[0] * f)))
+        image = cv2.resize(np.ascontiguousarray(image[..., :3]), dsize, interpolation=cv2.INTER_AREA)
+        if markers is not None:
+            markers = cv2.resize(markers, dsize, interpolation=cv2.INTER_NEAREST)
+    res = matte(image, markers)
+    if not (res.rgba[..., 3] > 0).any():
+        raise UdpgenError("no character found: the matte is empty (nothing differs from the border colours; "
+                          "draw marker scribbles or cut it out first)")
+    if not kept and (res.rgba[..., 3] > 0).all():
+        raise UdpgenError("no background border: the matte keeps the whole image (draw marker scribbles "
+                          "or cut it out first)")
+    return fit_rgba(res.rgba, settings.size, settings.crop), float(res.confidence), "input" if kept else "matte"
+
+
+def run_job(job: Job, root: Path, out_dir: Path, settings: HanddrawnSettings, markers_dir: Path | None = None,
+            progress: Callable[[int], None] | None = None, report: Callable[[str], None] | None = None) -> dict:
+    """Matte the job's images and write its shard atomically -> its stats (as in stats.json).
+
+    Per-file problems (unreadable, decompression bomb, size mismatch with the markers, empty matte)
+    are reported through ``report(message)``, recorded as ``failures`` [{key: file, reason}] and the job
+    goes on; a chunk left with no view writes no sample. ``low_confidence`` lists [{key, file,
+    confidence}] below settings.min_confidence. Anything else (disk full, ...) aborts the shard."""
+    from udpgen.io.images import read_image
+
+    low: list[dict] = []
+    with ShardWriter(out_dir, job.split, job.index) as w:
+        for ch in job.chunks:
+            views = []
+            for rel in ch.files:
+                try:
+                    image = read_image(root / rel, settings.max_pixels)
+                    mp = _marker_path(markers_dir, rel)
+                    markers = read_image(mp, settings.max_pixels) if mp is not None else None
+                    if markers is not None and markers.shape[:2] != image.shape[:2]:
+                        raise UdpgenError(f"markers {mp} are {markers.shape[1]}x{markers.shape[0]}, the image "
+                                          f"is {image.shape[1]}x{image.shape[0]}")
+                    rgba, conf, how = prepare_view(image, markers, settings)
+                    if conf < settings.min_confidence and settings.skip_low:
+                        raise UdpgenError(f"matte confidence {conf:.3f} < {settings.min_confidence} (--skip-low)")
+                except (UdpgenError, OSError, ValueError, cv2.error) as e:
+                    reason = str(e).removeprefix(f"{root / rel}: ")
+                    w.fail(rel, reason)
+                    if report is not None:
+                        report(f"{root / rel}: {reason}")
+                else:
+                    if conf < settings.min_confidence:
+                        low.append({"key": sample_key(ch.character, ch.chunk), "file": rel,
+                                    "confidence": round(conf, 4)})
+                    views.append(View(rgba, extra={"file": rel, "confidence": round(conf, 4), "alpha": how}))
+                if progress is not None:
+                    progress(1)
+            if views:
+                w.write(Sample(ch.character, ch.chunk, views, source="handdrawn", extra={"name": ch.name}))
+        w.extra = {"source": "handdrawn", "plan_sha256": job.plan, "images": job.files, "low_confidence": low}
+    return read_stats(out_dir, job.name)
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)   # the pool already uses every core; OpenCV's own threads would oversubscribe
+
+
+def run_jobs(jobs: list[Job], root: Path, out_dir: Path, settings: HanddrawnSettings,
+             markers_dir: Path | None = None, workers: int = 1, progress: Callable[[int], None] | None = None,
+             report: Callable[[str], None] | None = None) -> None:
+    """Run jobs in order (workers <= 1) or on a process pool; each job is one shard, so the bytes do
+    not depend on the order. In a pool, progress advances per finished job and messages come per job."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            run_job(job, root, out_dir, settings, markers_dir, progress, report)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn, not fork: a fork after OpenCV has started its thread pool can inherit a held lock and hang.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker) as pool:
+        futures = {pool.submit(run_job, job, root, out_dir, settings, markers_dir): job for job in jobs}
+        for fut in as_completed(futures):
+            try:
+                stats = fut.result()
+            except BrokenProcessPool:
+                raise UdpgenError("a worker process died (killed, out of memory?); the shards committed so far "
+                                  "are kept: rerun the same command to resume") from None
+            if report is not None:
+                for f in stats["failures"]:
+                    report(f"{root / f['key']}: {f['reason']}")
+            if progress is not None:
+                progress(futures[fut].files)
+
+
+def update_directory(out_dir: Path, section: str, config: dict, seed: int | None = None) -> None:
+    """sizes.json and manifest.json over every committed shard. The manifest's config keeps one entry per
+    command (``backgrounds``, ``handdrawn``), so both kinds of shards can share a directory."""
+    write_sizes(out_dir)
+    try:
+        cfg = json.loads((out_dir / "manifest.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        cfg = {}
+    merged = {k: v for k, v in cfg.items() if k in ("backgrounds", "handdrawn")} if isinstance(cfg, dict) else {}
+    merged[section] = config
+    if seed is None and isinstance(merged.get("backgrounds"), dict):
+        seed = merged["backgrounds"].get("seed")
+    write_manifest(out_dir, merged, seed)
+
+
+def _drain(pending: list, writer) -> list:
+    out = list(pending)
+    for path, reason in out:
+        if writer is not None:
+            writer.fail(path, reason)
+    pending.clear()
+    return out
+
+
+def write_background_shards(paths: list[Path] | None, builtin: bool, out_dir: Path, size: int, seed: int,
+                            per_shard: int, fmt: str = "png", progress: Callable[[int], None] | None = None,
+                            report: Callable[[str], None] | None = None) -> dict:
+    """Fit backgrounds (user ``paths`` in sorted order, then the built-in set when ``builtin``) to
+    ``size`` with seeded crops, drop near-duplicates (:func:`udpgen.backgrounds.sets.iter_backgrounds`) and
+    write ``bg-%06d.tar`` shards of ``per_shard`` backgrounds as ``{key}.{fmt}``.
+
+    An unreadable file is reported, recorded as a failure of the shard that takes the next background
+    (the last shard for trailing ones) and skipped. Committed shards with the same plan are skipped, but
+    every input is still read: each crop and duplicate decision depends on all earlier images.
+    Returns {backgrounds, shards, written, skipped, failed, failures, duplicates_dropped, plan}."""
+    if per_shard < 1 or fmt not in ("png", "jpg"):
+        raise UdpgenError("--per-shard must be at least 1 and --format png or jpg")
+    files = _expand(paths) if paths else []
+    # File names, order and sizes, not where the folder lives: the same photos give the same plan.
+    plan = hashlib.sha256(json_bytes({"files": [[f.name, _size_of(f)] for f in files], "builtin": builtin,
+                                       "size": size, "seed": seed, "per_shard": per_shard, "format": fmt})
+                          ).hexdigest()
+    for path in list_shards(out_dir, "bg"):
+        if read_stats(out_dir, Path(path).name).get("plan_sha256") != plan:
+            raise UdpgenError(f"{path} was written by another run (other inputs or settings); use a new --out, "
+                              "or delete the old bg-*.tar to redo them")
+    pending: list[tuple[str, str]] = []
+
+    def on_error(path, exc) -> None:
+        reason = str(exc).removeprefix(f"{path}: ")
+        pending.append((str(path), reason))
+        if report is not None:
+            report(f"{path}: {reason}")
+        if progress is not None:
+            progress(1)
+
+    user = [0]
+
+    def stream():
+        if files:
+            for item in iter_backgrounds(files, size, seed, on_error=on_error):
+                user[0] += 1
+                yield item
+        if builtin:
+            yield from iter_backgrounds(None, size, seed, on_error=on_error)
+
+    # A committed shard gets writer None: the stream is still replayed (crops and duplicate drops depend
+    # on everything before), nothing is written. A shard is committed when the next one opens, so
+    # failures between two backgrounds go to the shard of the later one, trailing ones to the last.
+    keys: set[str] = set()
+    writer, index, count, written, failures = None, -1, 0, [], []
+    try:
+        for key, img in stream():
+            if count % per_shard == 0:
+                if writer is not None:
+                    writer.commit()
+                    written.append(index)
+                index += 1
+                writer = None if is_complete(out_dir, "bg", index) else BackgroundWriter(out_dir, index)
+                if writer is None:
+                    (out_dir / (shard_name("bg", index) + ".tmp")).unlink(missing_ok=True)
+                else:
+                    writer.open()
+                    writer.extra = {"source": "backgrounds", "plan_sha256": plan}
+            failures += _drain(pending, writer)
+            k, n = key, 1
+            while k in keys:      # a user file named like a built-in one
+                k, n = f"{key}_{n}", n + 1
+            keys.add(k)
+            if writer is not None:
+                writer.write(k, img, ext=fmt)
+            count += 1
+            if progress is not None:
+                progress(1)
+        failures += _drain(pending, writer)
+        if writer is not None:
+            writer.commit()
+            written.append(index)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    names = {str(f) for f in files}
+    if count == 0:
+        raise UdpgenError(f"no background could be read ({len(failures)} file(s) failed)")
+    return {"backgrounds": count, "shards": index + 1, "written": len(written), "skipped": index + 1 - len(written),
+            "failed": len(failures), "failures": [{"key": p, "reason": r} for p, r in failures],
+            "duplicates_dropped": len(files) - sum(p in names for p, _ in failures) - user[0],
+            "plan": plan}
