@@ -8,6 +8,8 @@ import statistics
 import time
 from pathlib import Path
 
+from udpgen.io.atomic import write_bytes_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(os.environ.get("CONR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
@@ -44,9 +46,7 @@ def report(name: str, rows: list[dict], extra: dict | None = None) -> Path:
     out = RESULTS / f"{name}.json"
     payload = {"benchmark": name, "machine": platform.platform(), "python": platform.python_version(),
                "cpu_count": os.cpu_count(), "rows": rows, **(extra or {})}
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, out)
+    write_bytes_atomic(out, json.dumps(payload, indent=2).encode())
     print(f"wrote {out}")
     return out
 

@@ -295,20 +295,20 @@ def detect(input_path, checkpoint, out_dir, npz, size, background, margin, devic
     import numpy as np
     from tqdm import tqdm
 
-    from conr.infer import IMAGE_EXTS, InferenceError, model_from_checkpoint, natural_key, pick_device
+    from conr.infer import InferenceError, model_from_checkpoint, natural_key, pick_device
     from conr.infer import detect as run_detect
     from conr.video import parse_colour
     from udpgen.io import udp as udp_io
-    from udpgen.io.images import read_image, write_png_atomic
+    from udpgen.io.images import IMAGE_SUFFIXES, list_images, read_image, write_png_atomic
+    from udpgen.io.sheet import over_checkerboard
 
     src, out = Path(input_path), Path(out_dir)
     try:
         colour = parse_colour(background)
         if src.is_dir():
-            files = sorted((p for p in src.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS
-                            and not p.name.startswith(".")), key=natural_key)
+            files = list_images(src, recursive=False, key=natural_key)
             if not files:
-                raise InferenceError(f"{src}: no images ({', '.join(IMAGE_EXTS)}) in the folder")
+                raise InferenceError(f"{src}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
         elif src.is_file():
             files = [src]
         else:
@@ -327,7 +327,7 @@ def detect(input_path, checkpoint, out_dir, npz, size, background, margin, devic
             udp_io.save(out / f"{stem}.udp.png", det.udp)
             if npz:
                 udp_io.save(out / f"{stem}.udp.npz", det.udp)
-            shown = udp_io.over_checkerboard(img) if img.shape[2] == 4 else img
+            shown = over_checkerboard(img) if img.shape[2] == 4 else img
             write_png_atomic(out / "vis" / f"{stem}.png", np.concatenate([shown, udp_io.visualise(det.udp)], 1))
             results.append({"image": str(f), "udp": str(out / f"{stem}.udp.png"),
                             "occupied": round(float(det.udp[..., 3].mean()), 4)})

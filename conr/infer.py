@@ -40,8 +40,9 @@ import torch
 from conr.config import RunConfig
 from conr.errors import ConrError, WeightsError
 from conr.nn.conr import CoNR
+from udpgen.io.alpha import premultiply, unpremultiply
+from udpgen.io.images import IMAGE_SUFFIXES, list_images
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 POSE_EXTS = (".png", ".npz", ".exr")
 MARGIN = 0.1          # crop side = (1 + MARGIN) x the longer side of the character's bounding box
 
@@ -173,20 +174,6 @@ def paste(square: np.ndarray, box: Box, nearest: bool = False) -> np.ndarray:
     return out
 
 
-def premultiply(rgba8: np.ndarray) -> np.ndarray:
-    """(H, W, 4) uint8 straight alpha -> (H, W, 4) float32 premultiplied in [0, 1]."""
-    x = rgba8.astype(np.float32) * np.float32(1 / 255)
-    x[..., :3] *= x[..., 3:]
-    return x
-
-
-def unpremultiply(pre: np.ndarray) -> np.ndarray:
-    """(H, W, 4) float premultiplied in [0, 1] -> (H, W, 4) uint8 straight alpha (transparent pixels black)."""
-    a = np.clip(pre[..., 3:], 0, 1)
-    rgb = np.where(a > 1e-4, np.clip(pre[..., :3], 0, 1) / np.maximum(a, 1e-4), 0)
-    return np.rint(np.clip(np.concatenate([rgb, a], -1), 0, 1) * 255).astype(np.uint8)
-
-
 # ----------------------------------------------------------------------------------------------------
 # The character sheet
 
@@ -238,10 +225,9 @@ def load_sheet(path: str | os.PathLike, size: int, margin: float = MARGIN, matti
     if path.is_file():
         files = [path]
     elif path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()
-                        and not p.name.startswith(".")), key=natural_key)
+        files = list_images(path, recursive=False, key=natural_key)
         if not files:
-            raise InferenceError(f"{path}: no character images ({', '.join(IMAGE_EXTS)}) in the sheet folder")
+            raise InferenceError(f"{path}: no character images ({', '.join(IMAGE_SUFFIXES)}) in the sheet folder")
     else:
         raise InferenceError(f"{path}: no such sheet folder or image")
     images, matted, notes = [], {}, []

@@ -141,6 +141,7 @@ def step_animate(out: Path, s: dict, ckpt: str, device: str, log) -> dict:
                             sheet_from_images)
     from conr.video import FrameSink, VideoError, ffmpeg_exe
     from udpgen.io import udp as udp_io
+    from udpgen.io.sheet import contact_sheet
     from udpgen.io.images import write_png_atomic
 
     model, cfg = model_from_checkpoint(ckpt, device)
@@ -199,7 +200,7 @@ def step_animate(out: Path, s: dict, ckpt: str, device: str, log) -> dict:
                    crop(fr.rgba, fr.box, cell), crop(gt, fr.box, cell), images[k]]
         labels += [f"{part} {fr.name} UDP", "CoNR", "ground truth", f"nearest ref ({k + 1})"]
     sheet_png = out / "contact_sheet.png"
-    write_png_atomic(sheet_png, udp_io.contact_sheet(images, 4, labels, cell=(cell, cell)))
+    write_png_atomic(sheet_png, contact_sheet(images, 4, labels, cell=(cell, cell)))
     return {**results, "contact_sheet": str(sheet_png), "sheet": str(out / "sheet")}
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from udpgen.errors import SettingsError
+from udpgen.io.alpha import premultiply
 
 __all__ = ["SettingsError", "CompositeSettings", "PasteParams", "Composites", "composite", "sample_params",
            "apply_params",
@@ -209,9 +210,7 @@ def _premultiplied(cutout: np.ndarray, premultiplied: bool) -> np.ndarray:
     fg = _float(cutout)
     if fg.ndim != 3 or fg.shape[2] != 4:
         raise ValueError(f"cut-out must be (H, W, 4), got {cutout.shape}")
-    if premultiplied:
-        return fg
-    return np.concatenate([fg[..., :3] * fg[..., 3:], fg[..., 3:]], axis=2)
+    return fg if premultiplied else premultiply(fg)
 
 
 def _render(pre: np.ndarray, background: np.ndarray, params: PasteParams, out_hw) -> tuple[np.ndarray, np.ndarray]:

@@ -34,11 +34,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["BUILTIN", "builtin_backgrounds", "fit", "dhash", "hamming", "procedural", "iter_backgrounds",
-           "IMAGE_SUFFIXES"]
+from udpgen.io.images import list_images
+
+__all__ = ["BUILTIN", "builtin_backgrounds", "fit", "dhash", "hamming", "procedural", "iter_backgrounds", "list_inputs"]
 
 BUILTIN = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "brick", "grass", "gravel", "camera")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 PROCEDURAL_KINDS = ("flat", "linear", "radial", "noise")
 
 
@@ -128,13 +128,11 @@ def procedural(rng: np.random.Generator, size, kind: str | None = None) -> np.nd
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def _expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
+def list_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Folders (their images, recursively) and files (as given) -> image paths, in order."""
     files = []
     for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-        else:
-            files.append(p)
+        files += list_images(p) if p.is_dir() else [p]
     return files
 
 
@@ -175,7 +173,7 @@ def iter_backgrounds(paths: Iterable[str | os.PathLike] | None, size, seed: int,
         source = ((f"builtin_{name}", lambda im=im: im) for name, im in builtin_backgrounds())
         n_procedural = 16 if n_procedural is None else n_procedural
     else:
-        source = ((p, lambda p=p: read_image(p)) for p in _expand(paths))
+        source = ((p, lambda p=p: read_image(p)) for p in list_inputs(paths))
         n_procedural = n_procedural or 0
     for name, load in source:
         try:

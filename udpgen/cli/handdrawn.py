@@ -26,12 +26,12 @@ def background_inputs(spec: str) -> list[Path] | None:
     """INPUT of ``udpgen backgrounds`` -> paths for iter_backgrounds, or None for the word 'builtin'.
     A folder or an image file is used as is; any other file is a list: one path per line (relative to
     the list's folder), blank lines and lines starting with '#' ignored."""
-    from udpgen.backgrounds.sets import IMAGE_SUFFIXES
+    from udpgen.io.images import is_image
 
     if spec == "builtin":
         return None
     p = Path(spec)
-    if p.is_dir() or (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+    if p.is_dir() or (p.is_file() and is_image(p)):
         return [p]
     if not p.is_file():
         raise UdpgenError(f"{p}: no such file or folder (or give the word 'builtin')")
@@ -95,12 +95,12 @@ def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, al
       udpgen backgrounds photos/ --out shards/ --builtin
       udpgen backgrounds builtin --out shards/ --size 384 --json
     """
-    from udpgen.backgrounds.sets import BUILTIN, _expand
+    from udpgen.backgrounds.sets import BUILTIN, list_inputs
     from udpgen.drawn.job import update_directory, write_background_shards
 
     paths = background_inputs(input_spec)
     use_builtin = builtin or paths is None
-    total = (len(_expand(paths)) if paths else 0) + (len(BUILTIN) + 16 if use_builtin else 0)
+    total = (len(list_inputs(paths)) if paths else 0) + (len(BUILTIN) + 16 if use_builtin else 0)
     if total == 0:
         raise UdpgenError(f"{input_spec}: no images found (add --builtin for the built-in set)")
     with _bar(total, "img", quiet) as bar:

@@ -1,6 +1,6 @@
 """``udpgen matte``: cut characters out of hand-drawn images (see udpgen.drawn.matting).
 
-Registered on the ``udpgen`` group by :func:`register` (called from udpgen/cli.py). The review report
+Registered on the ``udpgen`` group by :func:`register` (called from udpgen/cli/main.py). The review report
 (contact sheet PNG + HTML page, both sorted by confidence ascending) puts doubtful cut-outs first, so a
 person checks those and draws marker scribbles where needed.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import click
 import numpy as np
 
 from udpgen.errors import UdpgenError
+from udpgen.io.atomic import write_bytes_atomic
 
-__all__ = ["register", "matte_cmd", "contact_sheet", "collect_inputs"]
+__all__ = ["register", "matte_cmd", "review_sheet", "collect_inputs"]
 
 THUMB = 160
 
@@ -28,13 +28,10 @@ def collect_inputs(inp: Path, exclude: Path | None = None) -> list[tuple[Path, P
     The output keeps the sub-folders (characters are grouped by folder later) and ends in .png; two
     inputs that would collide (a.jpg and a.png) keep their extension in the name (a.jpg.png). Hidden
     files and files under ``exclude`` (the output folder, when it lies inside INPUT) are skipped."""
-    from udpgen.backgrounds.sets import IMAGE_SUFFIXES
+    from udpgen.io.images import list_images
 
     if inp.is_dir():
-        skip = exclude.resolve() if exclude is not None else None
-        files = sorted(p for p in inp.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                       and not any(part.startswith(".") for part in p.relative_to(inp).parts)
-                       and not (skip is not None and p.resolve().is_relative_to(skip)))
+        files = list_images(inp, exclude=exclude)
         rels = [p.relative_to(inp) for p in files]
     elif inp.exists():
         files, rels = [inp], [Path(inp.name)]
@@ -46,42 +43,22 @@ def collect_inputs(inp: Path, exclude: Path | None = None) -> list[tuple[Path, P
             for f, r in zip(files, rels)]
 
 
-def _checker(h: int, w: int, cell: int = 8) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
-    v = np.where(((yy // cell) + (xx // cell)) % 2 == 0, 230, 180).astype(np.float32)
-    return np.repeat(v[..., None], 3, axis=2)
-
-
 def _thumb(rgba: np.ndarray, size: int = THUMB) -> np.ndarray:
-    """(H, W, 4) uint8 -> (size, size, 3) uint8: the cut-out over a checkerboard, letterboxed."""
+    """(H, W, 4) uint8 -> (h, w, 4) uint8 with max(h, w) <= size: what the review sheet keeps per image."""
     import cv2
 
     h, w = rgba.shape[:2]
-    f = size / max(h, w)
-    small = cv2.resize(rgba, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    a = small[..., 3:].astype(np.float32) / 255
-    tile = _checker(size, size)
-    y, x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
-    region = tile[y:y + small.shape[0], x:x + small.shape[1]]
-    tile[y:y + small.shape[0], x:x + small.shape[1]] = small[..., :3] * a + region * (1 - a)
-    return tile.astype(np.uint8)
+    f = min(1.0, size / max(h, w))
+    return cv2.resize(rgba, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
-def contact_sheet(items: list[tuple[str, np.ndarray, float]], columns: int = 8) -> np.ndarray:
-    """[(label, thumbnail (THUMB, THUMB, 3) uint8 from _thumb, confidence)] in display order ->
-    (rows*(THUMB+20), columns*THUMB, 3) uint8 sheet, each captioned with its confidence and label."""
-    import cv2
+def review_sheet(items: list[tuple[str, np.ndarray, float]], columns: int = 8) -> np.ndarray:
+    """[(label, thumbnail from _thumb, confidence)] in display order -> (H, W, 3) uint8 contact sheet, the
+    cut-outs over the checkerboard, each captioned with its confidence and label."""
+    from udpgen.io.sheet import contact_sheet
 
-    rows = max(1, -(-len(items) // columns))
-    sheet = np.full((rows * (THUMB + 20), columns * THUMB, 3), 255, np.uint8)
-    for i, (label, thumb, conf) in enumerate(items):
-        r, c = divmod(i, columns)
-        y, x = r * (THUMB + 20), c * THUMB
-        sheet[y:y + THUMB, x:x + THUMB] = thumb
-        colour = (200, 0, 0) if conf < 0.5 else (0, 0, 0)
-        text = f"{conf:.2f} {label[-16:]}"
-        cv2.putText(sheet, text, (x + 3, y + THUMB + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1, cv2.LINE_AA)
-    return sheet
+    return contact_sheet([thumb for _, thumb, _ in items], columns,
+                         [f"{conf:.2f} {label[-16:]}" for label, _, conf in items], cell=(THUMB, THUMB))
 
 
 def _write_html(path: Path, rows: list[dict]) -> None:
@@ -99,9 +76,7 @@ def _write_html(path: Path, rows: list[dict]) -> None:
             "0 0/16px 16px}</style><h1>Cut-outs, lowest confidence first</h1><table>"
             "<tr><th>cut-out</th><th>input</th><th>confidence</th><th>notes</th></tr>"
             + "\n".join(body) + "</table>\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, page.encode("utf-8"))
 
 
 @click.command("matte")
@@ -165,7 +140,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
         ok = [r for r in order if r.get("_thumb") is not None]
         if ok:
             write_png_atomic(out_dir / "report.png",
-                             contact_sheet([(Path(r["input"]).name, r["_thumb"], r["confidence"]) for r in ok]))
+                             review_sheet([(Path(r["input"]).name, r["_thumb"], r["confidence"]) for r in ok]))
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_html(out_dir / "report.html", order)
     for r in rows:

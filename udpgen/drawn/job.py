@@ -28,8 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from udpgen.backgrounds.sets import IMAGE_SUFFIXES, _expand, iter_backgrounds
+from udpgen.backgrounds.sets import iter_backgrounds, list_inputs
 from udpgen.errors import UdpgenError
+from udpgen.io.images import is_image, list_images
 from udpgen.shards import (BackgroundWriter, Sample, ShardWriter, View, is_complete, list_shards, sample_key,
                            shard_name, split_of, write_manifest, write_sizes)
 from udpgen.shards.schema import json_bytes
@@ -106,9 +107,7 @@ def character_id(name: str) -> str:
 
 
 def _images_under(folder: Path, root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return sorted(p.relative_to(root).as_posix() for p in list_images(folder))
 
 
 def discover(input_path: str | os.PathLike) -> tuple[Path, list[Character]]:
@@ -128,7 +127,7 @@ def discover(input_path: str | os.PathLike) -> tuple[Path, list[Character]]:
             files = _images_under(p, inp)
             if files:
                 chars.append(Character(character_id(p.name), p.name, tuple(files)))
-        elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+        elif p.is_file() and is_image(p):
             chars.append(Character(character_id(p.name), p.name, (p.name,)))
     ids = [c.id for c in chars]
     if len(set(ids)) != len(ids):   # only for two names that are equal after NFC normalisation
@@ -365,7 +364,7 @@ def write_background_shards(paths: list[Path] | None, builtin: bool, out_dir: Pa
     Returns {backgrounds, shards, written, skipped, failed, failures, duplicates_dropped, plan}."""
     if per_shard < 1 or fmt not in ("png", "jpg"):
         raise UdpgenError("--per-shard must be at least 1 and --format png or jpg")
-    files = _expand(paths) if paths else []
+    files = list_inputs(paths) if paths else []
     # File names, order and sizes, not where the folder lives: the same photos give the same plan.
     plan = hashlib.sha256(json_bytes({"files": [[f.name, _size_of(f)] for f in files], "builtin": builtin,
                                        "size": size, "seed": seed, "per_shard": per_shard, "format": fmt})

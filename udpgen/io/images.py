@@ -17,9 +17,30 @@ import numpy as np
 from udpgen.io.atomic import write_bytes_atomic
 from udpgen.errors import FormatError
 
-__all__ = ["read_image", "write_png_atomic", "MAX_PIXELS"]
+__all__ = ["read_image", "write_png_atomic", "list_images", "is_image", "IMAGE_SUFFIXES", "MAX_PIXELS"]
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")   # what read_image takes
 MAX_PIXELS = 8192 * 8192  # explicit limit (Pillow's own bomb check warns at ~89 MP and refuses at twice that)
+
+
+def is_image(path: Path) -> bool:
+    """A file whose name ends in one of :data:`IMAGE_SUFFIXES` (any case)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True, exclude: str | os.PathLike | None = None,
+                key=None) -> list[Path]:
+    """Image files under ``folder`` (sub-folders too when ``recursive``), sorted (by ``key`` if given, else
+    by path): hidden files and files in hidden folders (a name starting with '.') are skipped, and so is
+    everything under ``exclude`` (an output folder that lies inside the input). The one image-folder walker
+    of the project."""
+    root = Path(folder)
+    skip = Path(exclude).resolve() if exclude is not None else None
+    found = root.rglob("*") if recursive else root.iterdir()
+    files = [p for p in found if is_image(p) and p.is_file()
+             and not any(part.startswith(".") for part in p.relative_to(root).parts)
+             and not (skip is not None and p.resolve().is_relative_to(skip))]
+    return sorted(files, key=key)
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -47,9 +47,10 @@ def preview_sheet(pairs: list[tuple[str, np.ndarray, np.ndarray]], columns: int 
     """[(label, rgba (H, W, 4) uint8, udp (H, W, 4) float32)] -> (h, w, 3) uint8 RGB sheet: each view's colour
     image (over a checkerboard) beside its UDP visualisation."""
     from udpgen.io import udp as U
+    from udpgen.io.sheet import contact_sheet
 
     images, labels = [], []
     for label, rgba, udp in pairs:
         images += [rgba, U.visualise(udp)]
         labels += [label, ""]
-    return U.contact_sheet(images, columns=2 * max(1, columns), labels=labels, cell=(cell, cell))
+    return contact_sheet(images, columns=2 * max(1, columns), labels=labels, cell=(cell, cell))

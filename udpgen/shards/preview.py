@@ -29,6 +29,7 @@ def preview_sheet(path: str | Path, samples: int = 4, views: int = 4, cell: int 
     background shard, the first ``samples * views`` backgrounds. -> (H, W, 3) uint8 RGB."""
     from udpgen import shards
     from udpgen.io import udp
+    from udpgen.io.sheet import contact_sheet
 
     images, labels = [], []
     tars = _tars(Path(path))
@@ -38,8 +39,8 @@ def preview_sheet(path: str | Path, samples: int = 4, views: int = 4, cell: int 
                 images.append(img)
                 labels.append(key)
                 if len(images) >= samples * views:
-                    return udp.contact_sheet(images, views, labels, cell=(cell, cell))
-        return udp.contact_sheet(images, views, labels, cell=(cell, cell))
+                    return contact_sheet(images, views, labels, cell=(cell, cell))
+        return contact_sheet(images, views, labels, cell=(cell, cell))
     n = 0
     for tar in tars:
         for s in shards.iter_samples(tar):
@@ -58,7 +59,7 @@ def preview_sheet(path: str | Path, samples: int = 4, views: int = 4, cell: int 
             break
     if not images:
         raise UdpgenError(f"{path}: no samples to preview")
-    return udp.contact_sheet(images, 2 * views, labels, cell=(cell, cell))
+    return contact_sheet(images, 2 * views, labels, cell=(cell, cell))
 
 
 def write_preview(path: str | os.PathLike, out: str | os.PathLike, samples: int = 4, views: int = 4,

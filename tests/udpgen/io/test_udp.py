@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from udpgen.io import udp
+from udpgen.io.sheet import contact_sheet
 from udpgen.errors import FormatError
 
 
@@ -179,12 +180,12 @@ def test_visualise_and_contact_sheet():
     np.testing.assert_array_equal(rgba_vis[..., 3], (a[..., 3] * 255).astype(np.uint8))
     rgba = np.zeros((20, 30, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 255, 255
-    sheet = udp.contact_sheet([vis, rgba, vis], columns=2, labels=["a", "b", ""], pad=2)
+    sheet = contact_sheet([vis, rgba, vis], columns=2, labels=["a", "b", ""], pad=2)
     assert sheet.dtype == np.uint8 and sheet.shape == (2 * (20 + 2) + 2, 2 * (30 + 2) + 2, 3)
     np.testing.assert_array_equal(sheet[2 + 15, 34 + 25], [255, 0, 0])   # opaque red cell, below its label
-    small = udp.contact_sheet([rgba], columns=3, cell=(10, 10), pad=0)
+    small = contact_sheet([rgba], columns=3, cell=(10, 10), pad=0)
     assert small.shape == (10, 10, 3)
     with pytest.raises(ValueError):
-        udp.contact_sheet([], 2)
+        contact_sheet([], 2)
     with pytest.raises(ValueError):
-        udp.contact_sheet([vis], 1, labels=["a", "b"])
+        contact_sheet([vis], 1, labels=["a", "b"])
