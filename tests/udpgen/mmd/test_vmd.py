@@ -158,10 +158,8 @@ def test_gene_curves_read_by_row(gene_dir):
 
 
 def test_gene_bone_names_match_the_model(gene_dir):
-    try:
-        from udpgen.mmd.pmx import read_pmx
-    except ImportError:
-        pytest.skip("PMX reader not available yet")
+    from udpgen.mmd.pmx import read_pmx
+
     model = read_pmx(gene_dir / "Gene_light.pmx")
     model_names = {vmd_name_bytes(b.name) for b in model.bones}
     m = read_vmd(gene_dir / "motion" / "stand.vmd")
