@@ -9,26 +9,6 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)                 # read the process umask (mkstemp's files are 0600, not what users expect)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a uniquely named temp file in the same folder and
-    :func:`os.replace` (so concurrent writers of one path cannot collide); the temp file is removed if
-    anything fails."""
-    final = os.fspath(path)
-    folder, name = os.path.split(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
     """``with atomic_path(final) as tmp: write(tmp)``: for writers that need a file name (a streaming encoder,
@@ -49,3 +29,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
         except FileNotFoundError:
             pass
         raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a uniquely named temp file in the same folder and
+    :func:`os.replace` (so concurrent writers of one path cannot collide); the temp file is removed if
+    anything fails."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
