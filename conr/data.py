@@ -69,6 +69,9 @@ class _Skip(Exception):
         super().__init__(detail)
         self.reason = reason
 
+    def __reduce__(self):
+        return type(self), (self.reason, str(self))
+
 
 @dataclass(frozen=True)
 class ShardSet:

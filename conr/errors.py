@@ -25,6 +25,9 @@ class ConfigError(ConrError, ValueError):
         self.field, self.value, self.reason = field, value, reason
         super().__init__(f"{field}={value!r}: {reason}")
 
+    def __reduce__(self):          # rebuilt from the fields: DataLoader and DDP workers send it to the parent
+        return type(self), (self.field, self.value, self.reason)
+
 
 class InputError(ConrError, ValueError):
     """A tensor handed to a network has the wrong shape, dtype or values.
@@ -39,6 +42,9 @@ class InputError(ConrError, ValueError):
         self.name, self.value, self.reason = name, value, reason
         super().__init__(f"{name}: got {value}: {reason}")
 
+    def __reduce__(self):
+        return type(self), (self.name, self.value, self.reason)
+
 
 class WeightsError(ConrError):
     """A weight file is missing, corrupt, fails its hash, or does not fit the network.
@@ -51,3 +57,6 @@ class WeightsError(ConrError):
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason)

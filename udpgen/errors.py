@@ -31,6 +31,11 @@ class FormatError(UdpgenError):
         where = f"{field} at byte {offset}: " if offset is not None else f"{field}: " if field else ""
         super().__init__(f"{self.path}: {where}{reason}")
 
+    def __reduce__(self):
+        # Exception pickles as cls(*self.args) with args = (message,): rebuild from the fields instead, or
+        # a worker's error cannot be unpickled in the parent (multiprocessing's result thread dies on it).
+        return type(self), (self.path, self.offset, self.field, self.reason)
+
 
 class ModelError(UdpgenError):
     """A model is readable but cannot be used for what was asked (e.g. missing standard bones)."""

@@ -457,3 +457,23 @@ def test_sampler_frames_the_character(geo, sample_geo, wave):
         occ = geo.render(pose, cam).udp[..., 3] > 0
         assert occ.mean() > 0.03
         assert not (occ[0].any() or occ[-1].any() or occ[:, 0].any() or occ[:, -1].any())
+
+
+def test_landmarks_at_the_box_edges_stay_in_range(full, sample):
+    """Landmarks exactly 0 or 1 (clipped vertices outside the canonical box, as chibi and long-haired
+    characters have) must read back in [0, 1]: perspective-correct interpolation rounds past them."""
+    from udpgen.render import CameraSampler
+
+    n = len(sample.positions)
+    edges = np.where(np.arange(n)[:, None] % 2 == 0, 1.0, 0.0).astype(np.float32) * np.ones((1, 3), np.float32)
+    ch = full.load(sample, landmarks=edges)
+    try:
+        pose = ch.pose()
+        c, r = pose.bounding_sphere()
+        rng = np.random.default_rng(3)
+        for _ in range(4):
+            cam = CameraSampler().sample(rng, c, r, SIZE, SIZE)
+            udp = full.render(pose, cam).udp
+            assert udp.min() >= 0.0 and udp.max() <= 1.0
+    finally:
+        ch.release()

@@ -60,7 +60,8 @@ void main() {
         color = clamp(color, 0.0, 1.0);
     }
     if (color.a < MIN_ALPHA) discard;
-    o_udp = vec4(v_landmark, 1.0);
+    // clamped: perspective-correct interpolation of values at 0 or 1 rounds past them (1.0000013 seen)
+    o_udp = vec4(clamp(v_landmark, 0.0, 1.0), 1.0);
     // Alpha is at least 1/255, so it never rounds to 0 in the 8-bit target: occupancy == alpha > 0.
     o_color = vec4(color.rgb, max(color.a, MIN_ALPHA));
 }
