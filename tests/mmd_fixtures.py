@@ -122,3 +122,19 @@ def assert_same(a, b, where: str = "model") -> None:
         assert np.float32(a) == np.float32(b), f"{where}: {a} != {b}"
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def skeleton_only(model: Model) -> Model:
+    """``model`` with its bones (and display frames) but no vertices, faces, materials or morphs: a
+    skeleton file such as controller and camera-rig models are."""
+    import dataclasses
+
+    frames = tuple(dataclasses.replace(f, elements=tuple(e for e in f.elements if not e[0]))
+                   for f in model.display_frames)
+    return dataclasses.replace(model, positions=np.zeros((0, 3), F), normals=np.zeros((0, 3), F),
+                               uvs=np.zeros((0, 2), F),
+                               additional_uvs=np.zeros((0,) + model.additional_uvs.shape[1:], F),
+                               weight_types=np.zeros(0, np.uint8), bone_indices=np.zeros((0, 4), np.int32),
+                               bone_weights=np.zeros((0, 4), F), sdef=np.zeros((0, 3, 3), F),
+                               edge_scale=np.zeros(0, F), faces=np.zeros((0, 3), np.int32), textures=(),
+                               materials=(), morphs=(), display_frames=frames, rigid_bodies=(), joints=())

@@ -95,6 +95,9 @@ def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json
     model = load(model_path)
     if not isinstance(model, Model):
         raise click.UsageError(f"{model_path} is not a model (.pmx/.pmd)")
+    if model.vertex_count == 0:
+        raise UdpgenError(f"{model_path}: the model has no vertices (a skeleton, camera or controller "
+                          f"model with {len(model.bones)} bones): there is no mesh to pose")
     rig = Rig(model)
     canonical = canonicalize(rig)
     summary = {"model": model_path, "out": out, "pose": "rest"}

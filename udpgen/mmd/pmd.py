@@ -333,10 +333,15 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None, *, strict: boo
     # ---- morphs: base-relative PMD skins -> PMX vertex morphs on mesh vertices
     morphs = []
     base_idx = np.zeros(0, np.int64)
+    extra_base = 0
     for i, (mname, kind, items, off) in enumerate(skins):
         f = f"morphs[{i}]"
-        if (kind == 0) != (i == 0) or kind > 4:
+        if (i == 0 and kind != 0) or kind > 4:
             raise _bad(p, f + ".type", f"type {kind}: the first morph must be the base (0), the others 1..4", off - 1)
+        if i > 0 and kind == 0:
+            # A second "base" skin: some accessory tools write one; MikuMikuDance loads it as an ordinary
+            # base-relative morph on its hidden panel. So do we (panel 0), with one warning per file.
+            extra_base += 1
         idx = items["index"].astype(np.int64)
         limit = nv if i == 0 else len(base_idx)
         if idx.size and idx.max() >= limit:
@@ -350,6 +355,9 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None, *, strict: boo
         morphs.append(Morph(name=mname, name_en=skins_en[i - 1] if skins_en else "", panel=kind,
                             kind=MorphKind.VERTEX, offsets=offsets))
 
+    if extra_base:
+        warnings.warn(f"{p or '<bytes>'}: {extra_base} morph(s) after the first have type 0 (base); read as "
+                      "ordinary morphs on the hidden panel", stacklevel=2)
     # ---- display frames: PMX's two special frames, then PMD's bone frames
     if morph_list.size and (morph_list.min() < 1 or morph_list.max() >= len(skins)):
         j = _first_bad((morph_list < 1) | (morph_list >= len(skins)))

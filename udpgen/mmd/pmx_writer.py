@@ -68,6 +68,8 @@ class _Out:
 def _vertex_bytes(model: Model, h: Header) -> bytes:
     """The vertex section without its count, assembled column-wise (see the reader's two passes)."""
     n, head = model.vertex_count, 32 + 16 * h.additional_uvs
+    if n == 0:           # skeletons, controller models: reshape(0, -1) cannot infer a column count
+        return b""
     deform = _deform_sizes(h.bone)
     wt = model.weight_types.astype(np.int64)
     sizes = np.array([head + 1 + d + 4 for d in deform])[wt]

@@ -44,4 +44,6 @@ def write_mesh(path: str | os.PathLike, positions: np.ndarray, faces: np.ndarray
     fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
     if fmt not in FORMATS:
         raise UdpgenError(f"{path}: unsupported mesh format '.{fmt}' (use .ply or .glb)")
+    if len(positions) == 0:       # trimesh's writers fail on it with a traceback
+        raise UdpgenError(f"{path}: the mesh has no vertices; nothing to write")
     write_bytes_atomic(path, mesh_bytes(positions, faces, colors, fmt))

@@ -105,3 +105,16 @@ def test_pose_bad_input(sample_dir, tmp_path):
     res = run("pose", sample_dir / "wave.vmd", "--out", tmp_path / "x.ply")
     assert res.exit_code != 0 and "not a model" in res.output
     assert not (tmp_path / "x.ply").exists()
+
+
+def test_pose_a_skeleton_without_vertices(sample_dir, tmp_path):
+    from mmd_fixtures import skeleton_only
+    from udpgen.mmd import load
+
+    path = tmp_path / "bones.pmx"
+    write_pmx(skeleton_only(load(sample_dir / "sample.pmx")), path)
+    res = run("pose", path, "--apose", "--out", tmp_path / "x.ply")
+    assert res.exit_code == 1 and "no vertices" in res.output and "bones.pmx" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "x.ply").exists()
+    res = run("inspect", path, "--json")
+    assert res.exit_code == 0 and json.loads(res.output)["vertices"] == 0

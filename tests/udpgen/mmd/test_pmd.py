@@ -171,6 +171,19 @@ def test_base_relative_morphs_become_mesh_vertex_morphs():
     assert blink.offsets["index"].tolist() == [2]
 
 
+def test_a_second_base_morph_is_read_as_a_hidden_morph_with_one_warning():
+    """A real accessory's skin list holds a second type-0 skin; MikuMikuDance loads it."""
+    d = full_spec()
+    d["morphs"].append(("base2", 0, [(1, (0, 0, 1))]))
+    d["english"]["morphs"].append("base2")
+    with pytest.warns(UserWarning, match="1 morph.*type 0") as rec:
+        m = parse_pmd(build(d), "acc.pmd")
+    assert len(rec) == 1 and "acc.pmd" in str(rec[0].message)
+    extra = m.morphs[-1]
+    assert (extra.name, extra.panel, extra.kind) == ("base2", 0, MorphKind.VERTEX)
+    assert extra.offsets["index"].tolist() == [2]                 # base list [5, 2, 7] indexed by [1]
+
+
 @pytest.mark.parametrize("tex, texture, sphere, mode", [
     ("a.bmp*b.sph", "a.bmp", "b.sph", 1), ("a.bmp*b.SPA", "a.bmp", "b.SPA", 2), ("e.sph", None, "e.sph", 1),
     ("f.spa", None, "f.spa", 2), ("g.png", "g.png", None, 0), ("", None, None, 0), ("*s.sph", None, "s.sph", 1)])

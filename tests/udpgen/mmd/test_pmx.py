@@ -236,3 +236,13 @@ def test_files_that_are_not_files(tmp_path):
     (tmp_path / "empty.pmx").write_bytes(b"")
     with pytest.raises(FormatError, match="empty.pmx"):
         load(tmp_path / "empty.pmx")
+
+
+def test_zero_vertex_skeleton_round_trips(sample_dir):
+    from mmd_fixtures import skeleton_only
+
+    bones = skeleton_only(load(sample_dir / "sample.pmx"))
+    data = pmx_bytes(bones)
+    back = parse_pmx(data, "bones.pmx")
+    assert back.vertex_count == 0 and len(back.bones) == len(bones.bones)
+    assert pmx_bytes(back) == data
