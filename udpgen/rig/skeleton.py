@@ -250,8 +250,9 @@ class _State:
             self.has_grant_q[a.bone] = True
         if a.translate:
             if a.local:
-                w = self.world_of(src)
-                d = w[:3, 3] - w[:3, :3] @ sk.rest[src]
+                # how far the source's head moved from its rest position, not the translation of its
+                # skinning matrix (which a source that only rotates has too)
+                d = self.world_of(src)[:3, 3] - sk.rest[src]
             elif self.has_grant_t[src]:
                 d = self.grant_t[src]
             else:

@@ -386,3 +386,22 @@ def test_rest_correction_drives_a_t_posed_model_like_the_a_posed_one(sample, sam
     # and the T model canonicalises to the same A-pose angle
     c = canonicalize(rig_t)
     assert np.allclose(arm_droop_deg(rig_t.pose_bones(c.values).positions, rig_t.skeleton), CANONICAL_ARM_DROOP_DEG)
+
+
+def test_local_translation_grant_follows_the_source_head_not_its_rotation():
+    """Local append of translation grants how far the source's head moved (babylon-mmd's
+    AppendTransformSolver, saba): a source that only rotates leaves its follower in place."""
+    f = int(BoneFlag.ROTATABLE | BoneFlag.TRANSLATABLE | BoneFlag.VISIBLE | BoneFlag.OPERABLE)
+    g = f | BoneFlag.APPEND_TRANSLATE | BoneFlag.LOCAL_APPEND
+    P = lambda *v: np.array(v, np.float32)      # noqa: E731
+    bones = (Bone("root", position=P(0, 0, 0), flags=f), Bone("src", position=P(0, 2, 1), parent=0, flags=f),
+             Bone("follower", position=P(1, 1, 0), parent=0, flags=g, append_parent=1, append_ratio=0.5, layer=1))
+    rig = Rig(Model(bones=bones))
+    v = rig.rest_values()
+    v.rotation[1] = _rot([1, 2, 3], 70)
+    moved = rig.pose_bones(v)
+    assert np.allclose(moved.world[2], np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]]),
+                       atol=1e-9)
+    v.translation[1] = [0.4, 0, 0]
+    moved = rig.pose_bones(v)
+    assert np.allclose(moved.world[2, :3, 3], [1.2, 1, 0], atol=1e-9)       # half of the head's 0.4
