@@ -96,7 +96,8 @@ def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, al
       udpgen backgrounds builtin --out shards/ --size 384 --json
     """
     from udpgen.backgrounds.sets import BUILTIN, list_inputs
-    from udpgen.drawn.job import update_directory, write_background_shards
+    from udpgen.backgrounds.shards import write_background_shards
+    from udpgen.shards import update_directory
 
     paths = background_inputs(input_spec)
     use_builtin = builtin or paths is None
@@ -150,8 +151,8 @@ def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views
       udpgen handdrawn drawings/ --out shards/handdrawn --json
       udpgen handdrawn drawings/ --out shards/handdrawn --markers scribbles/ --size 256 --crop
     """
-    from udpgen.drawn.job import (HanddrawnSettings, check_resume, discover, plan_jobs, read_stats, run_jobs,
-                                  update_directory)
+    from udpgen.drawn.job import HanddrawnSettings, check_resume, discover, plan_jobs, run_jobs
+    from udpgen.shards import read_stats, update_directory
     from udpgen.shards import split_of
 
     settings = HanddrawnSettings(size=size, crop=crop, min_confidence=min_confidence, skip_low=skip_low,
@@ -162,21 +163,24 @@ def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views
     jobs = plan_jobs(root, characters, per_shard, views_per_sample, settings, markers_dir)
     todo = check_resume(out_dir, jobs)
     with _bar(sum(j.files for j in todo), "img", quiet) as bar:
-        run_jobs(todo, root, out_dir, settings, markers_dir, workers, progress=bar.update, report=_report(bar))
+        failed = run_jobs(todo, root, out_dir, settings, markers_dir, workers, progress=bar.update,
+                          report=_report(bar))
     update_directory(out_dir, "handdrawn", {"input": str(input_path), "markers": bool(markers_dir), "size": size,
                                             "crop": crop, "per_shard": per_shard, "views_per_sample": views_per_sample,
                                             "min_confidence": min_confidence, "skip_low": skip_low,
                                             "matte_max": matte_max})
-    stats = [read_stats(out_dir, j.name) for j in jobs]
+    lost = {f["shard"] for f in failed}
+    stats = [read_stats(out_dir, j.name) for j in jobs if j.name not in lost]
     splits = {sp: {"shards": sum(j.split == sp for j in jobs),
                    "characters": sum(split_of(c.id) == sp for c in characters),
-                   "samples": sum(s["samples"] for j, s in zip(jobs, stats) if j.split == sp)}
+                   "samples": sum(s["samples"] for s in stats if s["split"] == sp)}
               for sp in ("train", "val")}
     summary = {"out": str(out_dir), "characters": len(characters), "images": sum(len(c.files) for c in characters),
                "shards": len(jobs), "written": len(todo), "skipped": len(jobs) - len(todo),
                "samples": sum(s["samples"] for s in stats), "views": sum(s["views"] for s in stats), "splits": splits,
-               "failed": sum(s["failed"] for s in stats),
-               "failures": [{"shard": s["shard"], **f} for s in stats for f in s["failures"]],
+               "failed": sum(s["failed"] for s in stats) + len(failed),
+               "failures": [{"shard": s["shard"], **f} for s in stats for f in s["failures"]] + failed,
+               "shards_failed": failed,
                "low_confidence": [{"shard": s["shard"], **x} for s in stats for x in s.get("low_confidence", [])]}
     _finish(summary, f"{summary['characters']} character(s), {summary['views']} view(s) in {summary['samples']} "
             f"sample(s), {len(jobs)} shard(s) in {out_dir} ({len(todo)} written, {summary['skipped']} already "

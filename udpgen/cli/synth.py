@@ -23,9 +23,13 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--num-nodes", type=int, default=1, show_default=True, help="Machines sharing this run (array jobs).")
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This machine's index in 0..num-nodes-1.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds one shard may take with --workers >= 2; a worker past it is killed, its shard retried once.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any view, model or shard failed (default: only when "
+                                             "nothing could be made).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def synth(models, motions, out, size, poses, motion_frames, views, views_per_sample, samples_per_shard, workers,
-          seed, num_nodes, node_rank, as_json):
+          seed, num_nodes, node_rank, timeout, strict, as_json):
     """Render a training set: every character in random natural poses and motion frames, seen by random
     cameras, written as train/val shards (1 in 16 characters to val, by character). Reruns resume: shards
     already committed are skipped, the rest come out byte-identical.
@@ -43,17 +47,25 @@ def synth(models, motions, out, size, poses, motion_frames, views, views_per_sam
                       views_per_sample=views_per_sample, samples_per_shard=samples_per_shard, seed=seed)
     with tqdm(unit="view", desc="synth", disable=as_json or not sys.stderr.isatty(), dynamic_ncols=True) as bar:
         summary = synthesize(models, motions, out, cfg, workers=workers, num_nodes=num_nodes, node_rank=node_rank,
-                             progress=bar.update)
+                             progress=bar.update, timeout=timeout)
     if as_json:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
-        return
-    for s in summary["skipped"]:
-        click.echo(f"skipped {s['file']}: {s['reason']}", err=True)
-    rate = summary["views_written"] / summary["seconds"] if summary["seconds"] else 0.0
-    click.echo(f"{summary['out']}: {summary['shards_written']} shards written, {summary['shards_skipped_complete']} "
-               f"already complete, {summary['views_written']} views ({rate:.1f} views/s), "
-               f"{summary['characters']} characters, {len(summary['skipped'])} inputs skipped")
+    else:
+        for s in summary["skipped"]:
+            click.echo(f"skipped {s['file']}: {s['reason']}", err=True)
+        for s in summary["shards_failed"]:
+            click.echo(f"failed {s['shard']}: {s['reason']} (a rerun retries it)", err=True)
+        rate = summary["views_written"] / summary["seconds"] if summary["seconds"] else 0.0
+        click.echo(f"{summary['out']}: {summary['shards_written']} shards written, "
+                   f"{summary['shards_skipped_complete']} already complete, {len(summary['shards_failed'])} failed, "
+                   f"{summary['views_written']} views ({rate:.1f} views/s), {summary['views_failed']} views failed "
+                   f"(reasons in the shards' stats.json), {summary['characters']} characters, "
+                   f"{len(summary['skipped'])} inputs skipped")
+    made = summary["views_written"] > 0 or summary["shards_skipped_complete"] > 0
+    failures = summary["views_failed"] or summary["shards_failed"] or summary["skipped"]
+    if not made and summary["shards_this_node"] > 0 or strict and failures:
+        sys.exit(1)
 
 
 def register(group: click.Group) -> None:

@@ -17,7 +17,6 @@ directory half of one run and half of another: use a new --out for changed input
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import unicodedata
@@ -28,16 +27,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from udpgen.backgrounds.sets import iter_backgrounds, list_inputs
 from udpgen.errors import UdpgenError
 from udpgen.io.images import is_image, list_images
-from udpgen.shards import (BackgroundWriter, Sample, ShardWriter, View, is_complete, list_shards, sample_key,
-                           shard_name, split_of, write_manifest, write_sizes)
+from udpgen.shards import (Sample, ShardWriter, View, is_complete, list_shards, read_stats, sample_key, shard_name,
+                           split_of)
+from udpgen.shards.folder import size_or_missing
 from udpgen.shards.schema import json_bytes
 
 __all__ = ["Character", "Chunk", "Job", "HanddrawnSettings", "character_id", "discover", "fit_rgba",
-           "prepare_view", "plan_jobs", "check_resume", "run_job", "run_jobs", "read_stats",
-           "update_directory", "write_background_shards"]
+           "prepare_view", "plan_jobs", "check_resume", "run_job", "run_jobs"]
 
 SLUG_MAX = 40          # readable part of a character id (ids may be up to 80: keys and tar names stay short)
 HASH_HEX = 8           # 32 bits of sha256(name): names that sanitise alike need ~65k of them to collide
@@ -161,21 +159,12 @@ def plan_jobs(root: Path, characters: list[Character], per_shard: int, views_per
     for split, chunks in by_split.items():
         for index, start in enumerate(range(0, len(chunks), per_shard)):
             part = tuple(chunks[start:start + per_shard])
-            files = [[rel, _size_of(root / rel), _size_of(_marker_path(markers_dir, rel))]
+            files = [[rel, size_or_missing(root / rel), size_or_missing(_marker_path(markers_dir, rel))]
                      for ch in part for rel in ch.files]
             plan = hashlib.sha256(json_bytes({"chunks": [[c.character, c.chunk] for c in part], "files": files,
                                                "settings": asdict(settings)})).hexdigest()
             jobs.append(Job(split, index, part, plan))
     return jobs
-
-
-def _size_of(p: Path | None) -> int:
-    """File size, -1 for a missing (or None) file: part of a plan, so an edited input changes it."""
-    return p.stat().st_size if p is not None and p.is_file() else -1
-
-
-def read_stats(out_dir: Path, name: str) -> dict:
-    return json.loads((out_dir / name.replace(".tar", ".stats.json")).read_text())
 
 
 def check_resume(out_dir: Path, jobs: list[Job], splits: Iterable[str] = ("train", "val")) -> list[Job]:
@@ -297,142 +286,37 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)   # the pool already uses every core; OpenCV's own threads would oversubscribe
 
 
+def _run_job_in_worker(args) -> dict:
+    return run_job(*args)
+
+
 def run_jobs(jobs: list[Job], root: Path, out_dir: Path, settings: HanddrawnSettings,
              markers_dir: Path | None = None, workers: int = 1, progress: Callable[[int], None] | None = None,
-             report: Callable[[str], None] | None = None) -> None:
-    """Run jobs in order (workers <= 1) or on a process pool; each job is one shard, so the bytes do
-    not depend on the order. In a pool, progress advances per finished job and messages come per job."""
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            run_job(job, root, out_dir, settings, markers_dir, progress, report)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
+             report: Callable[[str], None] | None = None, timeout: float | None = None) -> list[dict]:
+    """Run the jobs on :func:`udpgen.shards.jobs.run_jobs` (in order here with workers <= 1, else on worker
+    processes); each job is one shard, so the bytes do not depend on the order. In a pool, progress
+    advances per finished job and messages come per job. Returns the shards that failed as a whole
+    ({shard, reason}: a worker died or timed out twice, or the shard could not be written); a rerun
+    retries them."""
+    from udpgen.shards.jobs import run_jobs as run_shard_jobs
 
-    # spawn, not fork: a fork after OpenCV has started its thread pool can inherit a held lock and hang.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker) as pool:
-        futures = {pool.submit(run_job, job, root, out_dir, settings, markers_dir): job for job in jobs}
-        for fut in as_completed(futures):
-            try:
-                stats = fut.result()
-            except BrokenProcessPool:
-                raise UdpgenError("a worker process died (killed, out of memory?); the shards committed so far "
-                                  "are kept: rerun the same command to resume") from None
-            if report is not None:
-                for f in stats["failures"]:
+    if workers <= 1 or len(jobs) <= 1:
+        outcomes = run_shard_jobs(jobs, lambda job: run_job(job, root, out_dir, settings, markers_dir, progress,
+                                                            report))
+    else:
+        def on_done(o) -> None:
+            if o.ok and report is not None:
+                for f in o.result["failures"]:
                     report(f"{root / f['key']}: {f['reason']}")
             if progress is not None:
-                progress(futures[fut].files)
+                progress(o.job[0].files)
+
+        outcomes = run_shard_jobs([(job, root, out_dir, settings, markers_dir) for job in jobs], _run_job_in_worker,
+                                  workers=workers, timeout=timeout, initializer=_init_worker, on_done=on_done)
+    failed = [{"shard": jobs[o.index].name, "reason": o.error} for o in outcomes if not o.ok]
+    if report is not None:
+        for f in failed:
+            report(f"{out_dir / f['shard']}: {f['reason']} (a rerun retries it)")
+    return failed
 
 
-def update_directory(out_dir: Path, section: str, config: dict, seed: int | None = None) -> None:
-    """sizes.json and manifest.json over every committed shard. The manifest's config keeps one entry per
-    command (``backgrounds``, ``handdrawn``), so both kinds of shards can share a directory."""
-    write_sizes(out_dir)
-    try:
-        cfg = json.loads((out_dir / "manifest.json").read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        cfg = {}
-    merged = {k: v for k, v in cfg.items() if k in ("backgrounds", "handdrawn")} if isinstance(cfg, dict) else {}
-    merged[section] = config
-    if seed is None and isinstance(merged.get("backgrounds"), dict):
-        seed = merged["backgrounds"].get("seed")
-    write_manifest(out_dir, merged, seed)
-
-
-def _drain(pending: list, writer) -> list:
-    out = list(pending)
-    for path, reason in out:
-        if writer is not None:
-            writer.fail(path, reason)
-    pending.clear()
-    return out
-
-
-def write_background_shards(paths: list[Path] | None, builtin: bool, out_dir: Path, size: int, seed: int,
-                            per_shard: int, fmt: str = "png", progress: Callable[[int], None] | None = None,
-                            report: Callable[[str], None] | None = None) -> dict:
-    """Fit backgrounds (user ``paths`` in sorted order, then the built-in set when ``builtin``) to
-    ``size`` with seeded crops, drop near-duplicates (:func:`udpgen.backgrounds.sets.iter_backgrounds`) and
-    write ``bg-%06d.tar`` shards of ``per_shard`` backgrounds as ``{key}.{fmt}``.
-
-    An unreadable file is reported, recorded as a failure of the shard that takes the next background
-    (the last shard for trailing ones) and skipped. Committed shards with the same plan are skipped, but
-    every input is still read: each crop and duplicate decision depends on all earlier images.
-    Returns {backgrounds, shards, written, skipped, failed, failures, duplicates_dropped, plan}."""
-    if per_shard < 1 or fmt not in ("png", "jpg"):
-        raise UdpgenError("--per-shard must be at least 1 and --format png or jpg")
-    files = list_inputs(paths) if paths else []
-    # File names, order and sizes, not where the folder lives: the same photos give the same plan.
-    plan = hashlib.sha256(json_bytes({"files": [[f.name, _size_of(f)] for f in files], "builtin": builtin,
-                                       "size": size, "seed": seed, "per_shard": per_shard, "format": fmt})
-                          ).hexdigest()
-    for path in list_shards(out_dir, "bg"):
-        if read_stats(out_dir, Path(path).name).get("plan_sha256") != plan:
-            raise UdpgenError(f"{path} was written by another run (other inputs or settings); use a new --out, "
-                              "or delete the old bg-*.tar to redo them")
-    pending: list[tuple[str, str]] = []
-
-    def on_error(path, exc) -> None:
-        reason = str(exc).removeprefix(f"{path}: ")
-        pending.append((str(path), reason))
-        if report is not None:
-            report(f"{path}: {reason}")
-        if progress is not None:
-            progress(1)
-
-    user = [0]
-
-    def stream():
-        if files:
-            for item in iter_backgrounds(files, size, seed, on_error=on_error):
-                user[0] += 1
-                yield item
-        if builtin:
-            yield from iter_backgrounds(None, size, seed, on_error=on_error)
-
-    # A committed shard gets writer None: the stream is still replayed (crops and duplicate drops depend
-    # on everything before), nothing is written. A shard is committed when the next one opens, so
-    # failures between two backgrounds go to the shard of the later one, trailing ones to the last.
-    keys: set[str] = set()
-    writer, index, count, written, failures = None, -1, 0, [], []
-    try:
-        for key, img in stream():
-            if count % per_shard == 0:
-                if writer is not None:
-                    writer.commit()
-                    written.append(index)
-                index += 1
-                writer = None if is_complete(out_dir, "bg", index) else BackgroundWriter(out_dir, index)
-                if writer is None:
-                    (out_dir / (shard_name("bg", index) + ".tmp")).unlink(missing_ok=True)
-                else:
-                    writer.open()
-                    writer.extra = {"source": "backgrounds", "plan_sha256": plan}
-            failures += _drain(pending, writer)
-            k, n = key, 1
-            while k in keys:      # a user file named like a built-in one
-                k, n = f"{key}_{n}", n + 1
-            keys.add(k)
-            if writer is not None:
-                writer.write(k, img, ext=fmt)
-            count += 1
-            if progress is not None:
-                progress(1)
-        failures += _drain(pending, writer)
-        if writer is not None:
-            writer.commit()
-            written.append(index)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    names = {str(f) for f in files}
-    if count == 0:
-        raise UdpgenError(f"no background could be read ({len(failures)} file(s) failed)")
-    return {"backgrounds": count, "shards": index + 1, "written": len(written), "skipped": index + 1 - len(written),
-            "failed": len(failures), "failures": [{"key": p, "reason": r} for p, r in failures],
-            "duplicates_dropped": len(files) - sum(p in names for p, _ in failures) - user[0],
-            "plan": plan}

@@ -22,7 +22,8 @@ names, mode 0644, members sorted within a sample), so a rerun with the same inpu
 (config, seed, versions, sha256 of every shard) are written at the end of a run.
 """
 
-from .folder import is_complete, list_shards, package_versions, sha256_file, write_manifest, write_sizes
+from .folder import (is_complete, list_shards, package_versions, read_stats, sha256_file, update_directory,
+                     write_manifest, write_sizes)
 from .reader import SkipCounter, iter_backgrounds, iter_samples
 from .schema import (SCHEMA, SOURCES, VAL_EVERY, Sample, View, check_sample, decode_rgba, decode_sample, encode_rgba,
                      encode_sample, sample_key, shard_name, split_of)
@@ -31,4 +32,4 @@ from .writer import BackgroundWriter, ShardWriter
 __all__ = ["SCHEMA", "SOURCES", "VAL_EVERY", "View", "Sample", "sample_key", "split_of", "encode_sample",
            "decode_sample", "check_sample", "encode_rgba", "decode_rgba", "ShardWriter", "BackgroundWriter",
            "shard_name", "is_complete", "list_shards", "write_sizes", "write_manifest", "sha256_file",
-           "package_versions", "iter_samples", "iter_backgrounds", "SkipCounter"]
+           "package_versions", "read_stats", "update_directory", "iter_samples", "iter_backgrounds", "SkipCounter"]

@@ -14,6 +14,11 @@ from udpgen.io.atomic import write_bytes_atomic
 from .schema import SCHEMA, SHARD_RE, json_bytes, shard_name
 
 
+def size_or_missing(p: str | os.PathLike | None) -> int:
+    """File size, -1 for a missing (or None) file: part of a job's plan, so an edited input changes it."""
+    return Path(p).stat().st_size if p is not None and Path(p).is_file() else -1
+
+
 def is_complete(out_dir: str | os.PathLike, split: str, index: int) -> bool:
     """True when the shard's tar and its stats.json (the commit marker) both exist: a job skips it."""
     name = shard_name(split, index)
@@ -83,3 +88,24 @@ def write_manifest(out_dir: str | os.PathLike, config: dict, seed: int | None) -
                 "versions": package_versions(), "shards": shards}
     write_bytes_atomic(d / "manifest.json", json_bytes(manifest, indent=1))
     return manifest
+
+
+def read_stats(out_dir: str | os.PathLike, name: str) -> dict:
+    """The stats.json of committed shard ``name`` (e.g. 'train-000003.tar') in ``out_dir``."""
+    return json.loads((Path(out_dir) / name.replace(".tar", ".stats.json")).read_text())
+
+
+def update_directory(out_dir: str | os.PathLike, section: str, config: dict, seed: int | None = None) -> None:
+    """sizes.json and manifest.json over every committed shard. The manifest's config keeps one entry per
+    command (``backgrounds``, ``handdrawn``), so both kinds of shards can share a directory."""
+    out_dir = Path(out_dir)
+    write_sizes(out_dir)
+    try:
+        cfg = json.loads((out_dir / "manifest.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        cfg = {}
+    merged = {k: v for k, v in cfg.items() if k in ("backgrounds", "handdrawn")} if isinstance(cfg, dict) else {}
+    merged[section] = config
+    if seed is None and isinstance(merged.get("backgrounds"), dict):
+        seed = merged["backgrounds"].get("seed")
+    write_manifest(out_dir, merged, seed)

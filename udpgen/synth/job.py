@@ -15,7 +15,6 @@ each motion whose bone names match the model, each seen by ``views`` random came
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import time
 from collections import OrderedDict
@@ -27,10 +26,12 @@ import numpy as np
 from udpgen.errors import UdpgenError
 from udpgen.mmd import Model, Motion, Pose, parse
 from udpgen.mmd.model import vmd_name_bytes
+from udpgen.shards.jobs import run_jobs
 from udpgen.shards import Sample, ShardWriter, View, is_complete, split_of, write_manifest, write_sizes
 from udpgen.synth.sources import ModelSource, discover_models, discover_motions, materialise, read_source
 
 CACHE = ".cache"          # extracted archives, inside the output folder
+JOB_TIMEOUT_S = 3600.0    # one shard (32 samples x 8 views at 256 px takes ~30 s on one core): a stuck worker
 POSE_CACHE = 64           # posed views kept per worker (CPU skinned vertices included: ~0.5 MB each for 28k)
 
 
@@ -278,19 +279,41 @@ def run_job(plan_: Plan, job: ShardJob, out_dir: str | os.PathLike) -> dict:
         _WORKER["renderer"] = Renderer(cfg.size)
     renderer = _WORKER["renderer"]
     started = time.perf_counter()
+    view_failures: list[dict] = []
     with ShardWriter(out_dir, job.split, job.index) as writer:
         for s in job.samples:
             src = plan_.models[s.model]
+            key = f"{s.character}-{s.chunk:04d}"
             try:
                 model, _, char, poses = _character(plan_, s.model, out_dir)
-                views = [_render_view(plan_, s.model, v, model, char, poses, renderer) for v in s.views]
             except UdpgenError as e:
-                writer.fail(f"{s.character}-{s.chunk:04d}", f"{src.name}: {e}")
+                writer.fail(key, f"{src.name}: {e}")
                 continue
-            writer.write(Sample(character=s.character, chunk=s.chunk, views=views, source="synthetic",
-                                model_file=src.name, model_sha256=src.sha256))
+            views = []
+            for v in s.views:
+                # A view that cannot be made is data, not the end of the shard: skipped and counted with
+                # what it was (model, motion, frame), so a zoo's odd file costs one view, not the run.
+                try:
+                    views.append(_render_view(plan_, s.model, v, model, char, poses, renderer))
+                except Exception as e:  # noqa: BLE001 - counted with its type; the shard goes on
+                    motion = f"random:{v.index}" if v.kind == "random" else Path(plan_.motions[v.index]).name
+                    view_failures.append({"key": key, "model": src.name, "motion": motion,
+                                          "frame": v.frame if v.kind == "motion" else None,
+                                          "reason": str(e) if isinstance(e, UdpgenError) else f"{type(e).__name__}: {e}"})
+            if not views:
+                writer.fail(key, f"{src.name}: none of its {len(s.views)} views could be made")
+                continue
+            try:
+                writer.write(Sample(character=s.character, chunk=s.chunk, views=views, source="synthetic",
+                                    model_file=src.name, model_sha256=src.sha256))
+            except (UdpgenError, ValueError) as e:
+                writer.fail(key, f"{src.name}: {e}")
         writer.extra["render_warnings"] = dict(renderer.warnings)
-    return {"shard": job.name, "views": job.view_count, "seconds": time.perf_counter() - started}
+        writer.extra["views_failed"] = len(view_failures)
+        writer.extra["view_failures"] = view_failures
+        views_written = writer.views
+    return {"shard": job.name, "views": views_written, "views_failed": len(view_failures),
+            "planned_views": job.view_count, "seconds": time.perf_counter() - started}
 
 
 def _run_job_in_worker(args) -> dict:
@@ -298,11 +321,19 @@ def _run_job_in_worker(args) -> dict:
     return run_job(_WORKER["plan"], job, out_dir)
 
 
+def _run_job_here(args) -> dict:
+    job, out_dir, plan_ = args
+    return run_job(plan_, job, out_dir)
+
+
 def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfig(), workers: int = 1,
-               num_nodes: int = 1, node_rank: int = 0, progress=None) -> dict:
+               num_nodes: int = 1, node_rank: int = 0, progress=None, timeout: float | None = JOB_TIMEOUT_S) -> dict:
     """Run (or resume) this node's part of the dataset; returns a summary dict.
 
-    progress: optional callable(views_done: int) called as shards complete (for a progress bar).
+    Failures are data: a view that cannot be made is counted in its shard's stats, a model that cannot be
+    used is listed under ``skipped`` (and in the manifest), a shard whose worker died or ran past
+    ``timeout`` seconds twice is listed under ``shards_failed`` (a rerun retries it); the run goes on.
+    progress: optional callable(views_planned: int) called as shards finish (for a progress bar).
     """
     if not (num_nodes >= 1 and 0 <= node_rank < num_nodes):
         raise UdpgenError(f"--node-rank must be in 0..{num_nodes - 1}, got {node_rank}")
@@ -319,31 +350,28 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
     p = plan(models_root, motions_root, cfg)
     mine = [j for i, j in enumerate(p.jobs) if i % num_nodes == node_rank]
     todo = [j for j in mine if not is_complete(out, j.split, j.index)]
-    done = []
-    try:
-        if workers == 1:
-            _init_worker(cfg)
-            for job in todo:
-                done.append(run_job(p, job, out))
-                if progress:
-                    progress(job.view_count)
-        elif todo:
-            ctx = multiprocessing.get_context("spawn")       # a GL context must not be forked
-            # Workers get the plan's models and motions once, at start; each task carries only its job (a
-            # whole plan per task would cost O(shards^2): 2.5 MB and 80 ms of pickling per task at 2,000)
-            shared = replace(p, jobs=())
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, shared)) as pool:
-                for result in pool.imap_unordered(_run_job_in_worker, [(j, out) for j in todo]):
-                    done.append(result)
-                    if progress:
-                        progress(result["views"])
-    except OSError as e:
-        raise UdpgenError(f"{out}: cannot write the dataset: {e.strerror or e}") from None
+    def on_done(o) -> None:
+        if progress:
+            progress(o.job[0].view_count)
+
+    if workers == 1 or len(todo) <= 1:
+        outcomes = run_jobs([(j, out, p) for j in todo], _run_job_here, workers=1, initializer=_init_worker,
+                            initargs=(cfg,), on_done=on_done)
+    else:
+        # Workers get the plan's models and motions once, at start; each task carries only its job (a
+        # whole plan per task would cost O(shards^2): 2.5 MB and 80 ms of pickling per task at 2,000)
+        outcomes = run_jobs([(j, out) for j in todo], _run_job_in_worker, workers=workers, timeout=timeout,
+                            initializer=_init_worker, initargs=(cfg, replace(p, jobs=())), on_done=on_done)
+    done = [o.result for o in outcomes if o.ok]
+    failed = [{"shard": o.job[0].name, "reason": o.error} for o in outcomes if not o.ok]
+    if failed and all(f["reason"].startswith(("OSError", "PermissionError")) for f in failed) and not done:
+        raise UdpgenError(f"{out}: cannot write the dataset: {failed[0]['reason']}")
     write_sizes(out)
     config = {**asdict(cfg), "models": str(models_root), "motions": str(motions_root) if motions_root else None,
-              "skipped": list(p.skipped)}
+              "skipped": list(p.skipped), "failed_shards": failed}
     write_manifest(out, config, cfg.seed)
     return {"out": str(out), "characters": len(p.models), "shards_planned": len(p.jobs), "shards_this_node": len(mine),
             "shards_written": len(done), "shards_skipped_complete": len(mine) - len(todo),
-            "views_written": sum(d["views"] for d in done), "skipped": list(p.skipped),
+            "shards_failed": failed, "views_written": sum(d["views"] for d in done),
+            "views_failed": sum(d["views_failed"] for d in done), "skipped": list(p.skipped),
             "seconds": sum(d["seconds"] for d in done)}

@@ -176,3 +176,35 @@ def test_pipeline_recipe(gl, sample_dir, tmp_path, capsys):
                    "--motion-frames", "0"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["verify_ok"] and Path(summary["preview"]).is_file()
+
+
+def test_a_view_that_cannot_be_made_is_counted_and_the_run_goes_on(gl, sample_dir, tmp_path, monkeypatch):
+    """Failures are data: a failing view (here: the UDP range check of a real-world model) is left out of
+    its sample and recorded with model, motion, frame and reason in the shard's stats; exit status 0."""
+    from udpgen.synth import job as synth
+
+    real = synth._render_view
+    calls = {"n": 0}
+
+    def flaky(plan_, model_index, spec, *rest):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ValueError("udp values must be in [0, 1], got [0.0, 1.0000025]")
+        return real(plan_, model_index, spec, *rest)
+
+    monkeypatch.setattr(synth, "_render_view", flaky)
+    out = tmp_path / "flaky"
+    res = CliRunner().invoke(main, ["synth", "--models", str(sample_dir), "--motions", str(sample_dir), "--out",
+                                    str(out), "--size", "48", "--poses", "3", "--motion-frames", "1",
+                                    "--views", "1", "--views-per-sample", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["views_failed"] == 1 and summary["views_written"] == 3
+    stats = [json.loads(p.read_text()) for p in out.glob("*.stats.json")]
+    [failure] = [f for s in stats for f in s["view_failures"]]
+    assert failure["model"] == "sample.pmx" and "1.0000025" in failure["reason"] and "motion" in failure
+    assert verify(out).ok
+    calls["n"] = 1                                         # the next view fails again
+    strict = CliRunner().invoke(main, ["synth", "--models", str(sample_dir), "--out", str(tmp_path / "s"),
+                                       "--size", "48", "--poses", "2", "--views", "1", "--strict"])
+    assert strict.exit_code == 1 and "1 views failed" in strict.output

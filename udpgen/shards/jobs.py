@@ -1,0 +1,178 @@
+"""The job runner: shard jobs on worker processes, where a dead or stuck worker cannot stall the run.
+
+A job is one shard (img2dataset's unit of work). :func:`run_jobs` calls ``fn(job)`` for every job, in this
+process (``workers <= 1``) or on ``workers`` spawned processes (one GL context each; spawn, not fork: a
+fork after OpenCV or GL started threads can inherit a held lock). In the pool:
+
+- every worker has its own pipe, and the parent waits on the pipes *and* the processes' sentinels, so a
+  worker that dies (segfault in the GL driver, out of memory, SIGKILL) is noticed at once, not never
+  (``multiprocessing.Pool`` waits forever for the result of a task whose worker died, and its result thread
+  dies on an exception that does not unpickle);
+- a job that runs past ``timeout`` seconds has its worker killed;
+- either way the job is retried once in a fresh worker, then recorded as failed; the run goes on;
+- an exception raised by ``fn`` comes back as text (type and message), never as an object to unpickle,
+  and fails that job only (no retry: the same inputs would raise again).
+
+Outcomes are returned in job order whatever order they finished in; ``fn``'s output must not depend on
+which worker ran it (shard jobs write the same bytes anywhere).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+__all__ = ["Outcome", "run_jobs", "RETRIES"]
+
+RETRIES = 1             # extra attempts after a worker died or timed out
+_POLL_S = 1.0           # longest wait between deadline checks
+
+
+@dataclass
+class Outcome:
+    """What became of one job: ``result`` (fn's return value) or ``error`` (why it failed, after its
+    retries), and how many attempts it took."""
+    index: int
+    job: Any
+    result: Any = None
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if not str(e).startswith(type(e).__name__) else str(e)
+
+
+def _worker_main(conn, fn, initializer, initargs) -> None:
+    if initializer is not None:
+        initializer(*initargs)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:           # the parent went away
+            return
+        if msg is None:
+            return
+        index, job = msg
+        try:
+            reply = (index, True, fn(job))
+        except Exception as e:  # noqa: BLE001 - every failure of a job is reported, as text
+            reply = (index, False, _describe(e))
+        conn.send(reply)
+
+
+class _Slot:
+    """One worker process, its pipe, and the job it is running (index, started) if any."""
+
+    def __init__(self, ctx, fn, initializer, initargs):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, fn, initializer, initargs), daemon=True)
+        self.proc.start()
+        child.close()
+        self.busy: tuple[int, float] | None = None
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(5)
+        self.kill()
+
+    def death(self) -> str:
+        code = self.proc.exitcode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return f"the worker process died ({how}: killed, out of memory or a crash in a native library)"
+
+
+def run_jobs(jobs: Sequence, fn: Callable[[Any], Any], *, workers: int = 1, timeout: float | None = None,
+             initializer: Callable | None = None, initargs: tuple = (),
+             on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Run ``fn(job)`` for every job -> one :class:`Outcome` per job, in job order.
+
+    workers <= 1: in this process, in order (``initializer`` called once first; no timeout can apply).
+    workers >= 2: on that many spawned processes (at most one per job), each calling ``initializer(*initargs)``
+    once when it starts; ``fn``, the jobs and their results must pickle. ``timeout``: seconds one job may
+    take (None: no limit). ``on_done(outcome)`` is called in this process as each job finishes (progress)."""
+    outcomes: dict[int, Outcome] = {}
+
+    def finish(o: Outcome) -> None:
+        outcomes[o.index] = o
+        if on_done is not None:
+            on_done(o)
+
+    if workers <= 1 or len(jobs) <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        for i, job in enumerate(jobs):
+            try:
+                finish(Outcome(i, job, result=fn(job)))
+            except Exception as e:  # noqa: BLE001 - as in the pool: a failed job is data
+                finish(Outcome(i, job, error=_describe(e)))
+        return [outcomes[i] for i in range(len(jobs))]
+
+    ctx = multiprocessing.get_context("spawn")
+    pending = deque(range(len(jobs)))
+    attempts = [0] * len(jobs)
+    slots = [_Slot(ctx, fn, initializer, initargs) for _ in range(min(workers, len(jobs)))]
+
+    def lost(k: int, reason: str | None = None) -> None:
+        """Slot k's worker is gone (dead, or to be killed with ``reason``): retry its job once, give the slot
+        a fresh worker."""
+        index, _ = slots[k].busy
+        slots[k].kill()                       # joins it: its exit code is known below
+        reason = reason or slots[k].death()
+        if attempts[index] <= RETRIES:
+            pending.appendleft(index)
+        else:
+            finish(Outcome(index, jobs[index], error=f"{reason} (tried {attempts[index]} times)",
+                           attempts=attempts[index]))
+        slots[k] = _Slot(ctx, fn, initializer, initargs)
+
+    try:
+        while len(outcomes) < len(jobs):
+            for slot in slots:
+                if slot.busy is None and pending:
+                    index = pending.popleft()
+                    attempts[index] += 1
+                    slot.busy = (index, time.monotonic())
+                    slot.conn.send((index, jobs[index]))
+            busy = [k for k, s in enumerate(slots) if s.busy is not None]
+            wait_s = _POLL_S
+            if timeout is not None:
+                now = time.monotonic()
+                wait_s = max(0.0, min([_POLL_S] + [slots[k].busy[1] + timeout - now for k in busy]))
+            ready = set(wait([slots[k].conn for k in busy] + [slots[k].proc.sentinel for k in busy], wait_s))
+            for k in busy:
+                slot = slots[k]
+                if slot.conn in ready or slot.conn.poll():
+                    try:
+                        index, ok, value = slot.conn.recv()
+                    except (EOFError, OSError):
+                        lost(k)
+                        continue
+                    slot.busy = None
+                    finish(Outcome(index, jobs[index], result=value if ok else None, error=None if ok else value,
+                                   attempts=attempts[index]))
+                elif slot.proc.sentinel in ready or not slot.proc.is_alive():
+                    lost(k)
+                elif timeout is not None and time.monotonic() - slot.busy[1] > timeout:
+                    lost(k, f"the job ran past its timeout of {timeout:g} s")
+    finally:
+        for slot in slots:
+            slot.stop()
+    return [outcomes[i] for i in range(len(jobs))]
