@@ -46,6 +46,19 @@ class UsablePhysics:
     dropped_bodies: tuple[str, ...] = ()
     dropped_joints: tuple[str, ...] = ()
 
+    def summary(self, model: Model) -> dict:
+        """Counts for reports (``udpgen doctor``): bodies by mode, joints, and what was dropped.
+
+        ``{"rigid_bodies": int, "joints": int, "kept_bodies": int, "kept_joints": int,
+        "bodies_by_mode": [mode 0, mode 1, mode 2] of the kept bodies, "dropped": [reasons...]}``.
+        """
+        modes = [0, 0, 0]
+        for i in self.bodies:
+            modes[model.rigid_bodies[i].mode] += 1
+        return {"rigid_bodies": len(model.rigid_bodies), "joints": len(model.joints),
+                "kept_bodies": int(len(self.bodies)), "kept_joints": int(len(self.joints)),
+                "bodies_by_mode": modes, "dropped": list(self.dropped_bodies + self.dropped_joints)}
+
 
 def _finite(obj, vectors, scalars=()) -> bool:
     values = [np.asarray(getattr(obj, f), np.float64).ravel() for f in vectors]

@@ -28,6 +28,10 @@ def test_gene_keeps_every_body_and_joint_without_a_warning(name):
     assert len(model.rigid_bodies) > 50 and len(model.joints) > 50
     assert usable.bodies.tolist() == list(range(len(model.rigid_bodies)))
     assert usable.joints.tolist() == list(range(len(model.joints)))
+    summary = usable.summary(model)
+    modes = [sum(b.mode == k for b in model.rigid_bodies) for k in range(3)]
+    assert summary["bodies_by_mode"] == modes and sum(modes) == summary["kept_bodies"] == len(model.rigid_bodies)
+    assert summary["dropped"] == []
 
 
 def test_sample_has_no_physics():
@@ -70,3 +74,6 @@ def test_bad_bodies_and_joints_are_dropped_with_one_warning_the_rest_kept():
     assert usable.joints.tolist() == [0, 5]
     assert "missing bone" in usable.dropped_bodies[0] and "999" in usable.dropped_bodies[0]
     assert "j missing" in usable.dropped_joints[0]
+    summary = usable.summary(model)
+    assert summary["kept_bodies"] == 4 and summary["kept_joints"] == 2 and len(summary["dropped"]) == 10
+    assert summary["bodies_by_mode"] == [2, 2, 0]
