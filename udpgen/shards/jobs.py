@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-__all__ = ["Outcome", "run_jobs", "RETRIES"]
+__all__ = ["Outcome", "run_jobs", "check_resume", "RETRIES"]
 
 RETRIES = 1             # extra attempts after a worker died or timed out
 _POLL_S = 1.0           # longest wait between deadline checks
@@ -176,3 +176,49 @@ def run_jobs(jobs: Sequence, fn: Callable[[Any], Any], *, workers: int = 1, time
         for slot in slots:
             slot.stop()
     return [outcomes[i] for i in range(len(jobs))]
+
+
+def check_resume(out_dir, planned: dict[str, str], settings: dict, splits=("train", "val"),
+                 overwrite: bool = False) -> list[str]:
+    """The one resume rule -> names of the planned shards still to run.
+
+    ``planned``: shard name -> plan hash (sha256 of everything its bytes depend on); ``settings``: the run's
+    settings, recorded in every shard's stats beside its plan hash so that a refusal can name them. A
+    committed shard of ``splits`` in ``out_dir`` whose plan differs, or that this plan does not make, is
+    refused (UdpgenError naming the settings that differ, nothing touched) unless ``overwrite``, which
+    deletes it (it is then remade if planned)."""
+    from pathlib import Path
+
+    from udpgen.errors import UdpgenError
+    from udpgen.shards.folder import is_complete, list_shards, read_stats
+
+    out_dir = Path(out_dir)
+    stale = []
+    for name in (Path(p).name for split in splits for p in list_shards(out_dir, split)):
+        stats = read_stats(out_dir, name)
+        if planned.get(name) != stats.get("plan_sha256"):
+            stale.append((name, stats))
+    if stale and not overwrite:
+        name, stats = stale[0]
+        old = stats.get("settings")
+        if name not in planned:
+            why = "this run does not make it (fewer inputs or other settings)"
+        elif not isinstance(old, dict):
+            why = "it records no settings (written by an older version or another command)"
+        else:
+            diff = [f"{k}: {old.get(k)!r} then, {settings.get(k)!r} now" for k in sorted(set(old) | set(settings))
+                    if old.get(k) != settings.get(k)]
+            why = ("settings differ: " + "; ".join(diff)) if diff else "the inputs differ (files added, removed or changed)"
+        raise UdpgenError(f"{out_dir / name} was written by another run ({len(stale)} shard(s) differ): {why}. "
+                          "Use a new --out, or --overwrite to replace them")
+    for name, _ in stale:
+        for p in (out_dir / name, out_dir / name.replace(".tar", ".stats.json")):
+            p.unlink(missing_ok=True)
+    todo = []
+    for name in planned:
+        split, index = name[:-4].rsplit("-", 1)
+        if is_complete(out_dir, split, int(index)):
+            (out_dir / (name + ".tmp")).unlink(missing_ok=True)      # debris of a killed run
+        else:
+            todo.append(name)
+    return todo

@@ -26,8 +26,9 @@ import numpy as np
 from udpgen.errors import UdpgenError
 from udpgen.mmd import Model, Motion, Pose, parse
 from udpgen.mmd.model import vmd_name_bytes
-from udpgen.shards.jobs import run_jobs
-from udpgen.shards import Sample, ShardWriter, View, is_complete, split_of, write_manifest, write_sizes
+from udpgen.shards.jobs import check_resume, run_jobs
+from udpgen.shards import Sample, ShardWriter, View, split_of, write_manifest, write_sizes
+from udpgen.shards.schema import json_bytes
 from udpgen.synth.sources import ModelSource, discover_models, discover_motions, materialise, read_source
 
 CACHE = ".cache"          # extracted archives, inside the output folder
@@ -165,6 +166,15 @@ def plan(models_root, motions_root, cfg: SynthConfig) -> Plan:
             for split, samples in per_split.items() for i in range(0, len(samples), cfg.samples_per_shard)]
     return Plan(tuple(src for src, _ in usable), tuple(str(p) for p in motion_paths), tuple(jobs),
                 tuple(skipped))
+
+
+def job_plan(plan_: Plan, job: ShardJob, cfg: SynthConfig) -> str:
+    """sha256 of what the shard's bytes depend on: the settings, and per sample its character, model file
+    (by content) and views (pose, motion file by name, frame, camera seed)."""
+    samples = [[s.character, s.chunk, plan_.models[s.model].sha256,
+                [[v.kind, v.index if v.kind == "random" else Path(plan_.motions[v.index]).name, v.frame,
+                  v.camera_seed] for v in s.views]] for s in job.samples]
+    return hashlib.sha256(json_bytes({"settings": asdict(cfg), "samples": samples})).hexdigest()
 
 
 def _matches(motion, model: Model, names: set[bytes]) -> bool:
@@ -308,6 +318,8 @@ def run_job(plan_: Plan, job: ShardJob, out_dir: str | os.PathLike) -> dict:
                                     model_file=src.name, model_sha256=src.sha256))
             except (UdpgenError, ValueError) as e:
                 writer.fail(key, f"{src.name}: {e}")
+        writer.extra["plan_sha256"] = job_plan(plan_, job, cfg)
+        writer.extra["settings"] = asdict(cfg)
         writer.extra["render_warnings"] = dict(renderer.warnings)
         writer.extra["views_failed"] = len(view_failures)
         writer.extra["view_failures"] = view_failures
@@ -327,9 +339,12 @@ def _run_job_here(args) -> dict:
 
 
 def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfig(), workers: int = 1,
-               num_nodes: int = 1, node_rank: int = 0, progress=None, timeout: float | None = JOB_TIMEOUT_S) -> dict:
+               num_nodes: int = 1, node_rank: int = 0, progress=None, timeout: float | None = JOB_TIMEOUT_S,
+               overwrite: bool = False) -> dict:
     """Run (or resume) this node's part of the dataset; returns a summary dict.
 
+    A rerun resumes: committed shards with the same plan are kept; one written with other settings or
+    inputs is refused, naming the settings that differ, unless ``overwrite`` (then it is remade).
     Failures are data: a view that cannot be made is counted in its shard's stats, a model that cannot be
     used is listed under ``skipped`` (and in the manifest), a shard whose worker died or ran past
     ``timeout`` seconds twice is listed under ``shards_failed`` (a rerun retries it); the run goes on.
@@ -349,7 +364,10 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
         raise UdpgenError(f"{out}: cannot write to the output folder: {e.strerror or e}") from None
     p = plan(models_root, motions_root, cfg)
     mine = [j for i, j in enumerate(p.jobs) if i % num_nodes == node_rank]
-    todo = [j for j in mine if not is_complete(out, j.split, j.index)]
+    settings = asdict(cfg)
+    hashes = {j.name: job_plan(p, j, cfg) for j in p.jobs}     # all nodes' shards share the folder
+    names = set(check_resume(out, hashes, settings, overwrite=overwrite))
+    todo = [j for j in mine if j.name in names]
     def on_done(o) -> None:
         if progress:
             progress(o.job[0].view_count)

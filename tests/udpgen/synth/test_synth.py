@@ -208,3 +208,20 @@ def test_a_view_that_cannot_be_made_is_counted_and_the_run_goes_on(gl, sample_di
     strict = CliRunner().invoke(main, ["synth", "--models", str(sample_dir), "--out", str(tmp_path / "s"),
                                        "--size", "48", "--poses", "2", "--views", "1", "--strict"])
     assert strict.exit_code == 1 and "1 views failed" in strict.output
+
+
+def test_a_rerun_with_other_settings_refuses_naming_them(gl, sample_dir, tmp_path):
+    """A rerun with another --size into the same --out mixed 256 px and 512 px shards: now it refuses,
+    naming the setting, and touches nothing; --overwrite remakes them."""
+    out = tmp_path / "mixed"
+    args = ["synth", "--models", str(sample_dir), "--out", str(out), "--poses", "2", "--views", "1"]
+    assert CliRunner().invoke(main, args + ["--size", "48"]).exit_code == 0
+    before = tars(out)
+    res = CliRunner().invoke(main, args + ["--size", "64"])
+    assert res.exit_code == 1 and "size: 48 then, 64 now" in res.output and "--overwrite" in res.output
+    assert tars(out) == before
+    res = CliRunner().invoke(main, args + ["--size", "64", "--overwrite", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["shards_written"] == 1
+    assert tars(out) != before and verify(out).ok
+    res = CliRunner().invoke(main, args + ["--size", "64", "--json"])          # same settings: resumes
+    assert res.exit_code == 0 and json.loads(res.stdout)["shards_skipped_complete"] == 1
