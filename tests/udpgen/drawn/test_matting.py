@@ -339,3 +339,17 @@ def test_cli_matte_folder_report_and_failures(tmp_path):
     assert inside.exit_code == 0, inside.output
     again = CliRunner().invoke(group, ["matte", str(src), "--out", str(src / "cut"), "--json"])
     assert again.output.count('"input"') == 2  # its own outputs inside INPUT are not inputs
+
+
+def test_cli_matte_gap_px(tmp_path):
+    from udpgen.cli.main import main
+    _, img = gapped_white_shirt()
+    Image.fromarray(img).save(tmp_path / "g.png")
+    shirt = (int(0.6 * 256), 128)
+    for gap, fg in (([], True), (["--gap-px", "0"], False)):
+        res = CliRunner().invoke(main, ["matte", str(tmp_path / "g.png"), "--out", str(tmp_path / "o")] + gap)
+        assert res.exit_code == 0, res.output
+        assert (read_image(tmp_path / "o" / "g.png")[shirt][3] > 127) == fg
+    bad = CliRunner().invoke(main, ["matte", str(tmp_path / "g.png"), "--out", str(tmp_path / "o"),
+                                    "--gap-px", "-1"])
+    assert bad.exit_code == 1 and "gap_px" in bad.output and "Traceback" not in bad.output
