@@ -48,3 +48,29 @@ def test_bad_label_files_fail_per_image(tmp_path):
     for name, words in (("x.npz", "readable"), ("two.npz", "one array"), ("f.npz", "integer")):
         with pytest.raises(UdpgenError, match=words):
             read_label_map(tmp_path / name)
+
+
+def test_bad_inputs_are_per_image_failures_never_a_stopped_run(tmp_path):
+    from tests.udpgen.drawn.test_matting import character, on
+    src, marks = tmp_path / "in", tmp_path / "marks"
+    src.mkdir(), marks.mkdir()
+    good = on(character(), (255, 255, 255))
+    Image.fromarray(good).save(src / "good.png")
+    Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(src / "blank.png")        # no character
+    Image.fromarray(np.full((4, 4, 3), 90, np.uint8)).save(src / "tiny.png")            # too small
+    Image.fromarray(good).convert("CMYK").save(src / "cmyk.jpg")
+    Image.fromarray(good).convert("P").save(src / "palette.png")
+    import cv2
+    cv2.imwrite(str(src / "deep.png"), np.ascontiguousarray(good[..., ::-1].astype(np.uint16) * 257))  # 16-bit
+    Image.fromarray(good).save(src / "scribbled.png")
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(marks / "scribbled.png")    # wrong size
+    res = CliRunner().invoke(main, ["matte", str(src), "--out", str(tmp_path / "out"), "--markers", str(marks),
+                                    "--json"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    for name in ("tiny.png", "scribbled.png"):
+        assert f"{name}" in res.output
+    for name in ("good.png", "cmyk.png", "palette.png", "deep.png"):
+        rgba = read_image(tmp_path / "out" / name)
+        assert rgba.shape == (128, 128, 4) and rgba[64, 64, 3] == 255   # the character's middle is kept
+    blank = read_image(tmp_path / "out" / "blank.png")
+    assert blank[..., 3].max() == 0  # no character: an empty cut-out, with confidence 0 in the report
