@@ -1,5 +1,11 @@
 """Matting quality and speed against exact alpha: `python -m bench.matting [--n 24] [--size 512]`.
 
+A second table (``matting_styles``; ``--styles N`` drawings per cell, ``--styles-only`` for it alone)
+covers line-art styles the first set lacks (:func:`synth_character` styles: gapped outlines around a
+white torso, semi-transparent strokes, soft anti-aliased edges, and clean ones) on white, a flat colour
+and a photo, for matte() and for the previous method (plain flood fill, gap_px=0) on the same images:
+mean and worst IoU, mean alpha error over the image and over the edge band.
+
 Ground truth: RGBA cut-outs with exact alpha. The project's own renders (udpgen.render of the sample
 character and, when ../shared is there, Gene, in random poses and views) make up half the set when a GL
 context is available; the rest are anime-like characters synthesised here: flat fills,
@@ -42,8 +48,19 @@ def _hsv(rng, s, v):
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
 
-def synth_character(rng: np.random.Generator, size: int = 512) -> np.ndarray:
-    """An anime-like flat-coloured character, (size, size, 4) uint8 straight RGBA with exact coverage alpha."""
+STYLES = ("clean", "gapped", "translucent", "soft")
+
+
+def synth_character(rng: np.random.Generator, size: int = 512, style: str = "clean") -> np.ndarray:
+    """An anime-like flat-coloured character, (size, size, 4) uint8 straight RGBA with exact coverage alpha.
+
+    style: "clean" (closed outlines); "gapped" (sketchy line art: a white torso, like a white jacket on a
+    white page, whose shoulder line and hem have 4-7 breaks of 2-5 px, repainted with the fill, alpha kept);
+    "translucent" (as clean, plus thin semi-transparent strokes of alpha 0.3-0.7 sticking out of the
+    silhouette: loose hair strands, pencil-like line art); "soft" (as clean, blurred by a Gaussian of
+    0.6-1.2 px: a painted, softly anti-aliased edge)."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     S = size * SS
     col = np.zeros((S, S, 3), np.uint8)
     cov = np.zeros((S, S), np.uint8)
@@ -65,6 +82,8 @@ def synth_character(rng: np.random.Generator, size: int = 512) -> np.ndarray:
 
     skin = _hsv(rng, (20, 80), (200, 250))
     cloth, cloth2 = _hsv(rng, (60, 255), (80, 240)), _hsv(rng, (40, 255), (60, 230))
+    if style == "gapped":
+        cloth = (255, 255, 255)
     hair = _hsv(rng, (30, 255), (40, 250))
     head_r = rng.uniform(55, 75) * u
     head_y = rng.uniform(1.5 * head_r / u + 12, 130) * u  # hair spikes reach 1.5 head radii up
@@ -77,8 +96,9 @@ def synth_character(rng: np.random.Generator, size: int = 512) -> np.ndarray:
         foot = min(S - 20 * u, hip_y + rng.uniform(140, 190) * u)
         poly([(x0, hip_y - 10 * u), (x1, hip_y - 10 * u), (x1 + side * 8 * u, foot), (x0, foot)], cloth2)
     # Torso.
-    poly([(cx - half_w, shoulder_y), (cx + half_w, shoulder_y), (cx + half_w * 1.2, hip_y),
-          (cx - half_w * 1.2, hip_y)], cloth)
+    torso = [(cx - half_w, shoulder_y), (cx + half_w, shoulder_y), (cx + half_w * 1.2, hip_y),
+             (cx - half_w * 1.2, hip_y)]
+    poly(torso, cloth)
     # Arms: one closes a pocket against the hip, the other hangs free or rises.
     for side in (-1, 1):
         sx = cx + side * half_w
@@ -106,9 +126,32 @@ def synth_character(rng: np.random.Generator, size: int = 512) -> np.ndarray:
         e = (cx + side * head_r * 0.4, head_y + head_r * 0.15)
         ellipse(e, (head_r * 0.14, head_r * 0.2), _hsv(rng, (80, 255), (60, 200)))
         cv2.circle(col, (int(e[0] - 4 * u), int(e[1] - 5 * u)), int(4 * u), (255, 255, 255), -1)
+    if style == "gapped":  # breaks in the shoulder line and the hem, which face the outside background
+        for _ in range(int(rng.integers(4, 8))):
+            k = int(rng.integers(0, 2))
+            p, q = (np.array(torso[0]), np.array(torso[1])) if k == 0 else (np.array(torso[2]), np.array(torso[3]))
+            c = p + rng.uniform(0.2, 0.8) * (q - p)
+            g = int(rng.uniform(1.0, 2.5) * SS)  # radius: breaks of 2-5 output px (wide enough to cut the line)
+            m = np.zeros((S, S), np.uint8)
+            cv2.circle(m, (int(c[0]), int(c[1])), max(g, t // 2 + SS // 2), 1, -1)
+            m = m.astype(bool) & (cov > 0)
+            col[m] = cloth
+    if style == "translucent":
+        for _ in range(int(rng.integers(3, 7))):
+            a0 = rng.uniform(np.pi * 0.9, np.pi * 2.1)
+            p = (cx + np.cos(a0) * head_r * 1.0, head_y + np.sin(a0) * head_r * 1.0)
+            q = (p[0] + np.cos(a0) * rng.uniform(40, 90) * u, p[1] + np.sin(a0) * rng.uniform(40, 90) * u)
+            m = np.zeros((S, S), np.uint8)
+            cv2.line(m, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), 1, max(1, int(rng.uniform(1.5, 3) * SS)))
+            m = m.astype(bool) & (cov == 0)
+            col[m] = outline
+            cov[m] = int(255 * rng.uniform(0.3, 0.7))
     a = cov.astype(np.float32) / 255
     pre = cv2.resize(col.astype(np.float32) * a[..., None], (size, size), interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA)
+    if style == "soft":
+        sigma = rng.uniform(0.6, 1.2)
+        pre, alpha = cv2.GaussianBlur(pre, (0, 0), sigma), cv2.GaussianBlur(alpha, (0, 0), sigma)
     rgb = np.where(alpha[..., None] > 0, pre / np.maximum(alpha[..., None], 1e-6), 0)
     return np.dstack([np.clip(np.round(rgb), 0, 255), np.round(alpha * 255)]).astype(np.uint8)
 
@@ -183,6 +226,41 @@ def scores(alpha, gt):
     return (np.count_nonzero(p & g) / union if union else 1.0), float(np.abs(alpha - gt).sum() / 1000)
 
 
+def alpha_errors(alpha, gt) -> tuple[float, float]:
+    """Mean |alpha - gt| over the whole image, and over the edge band (pixels within 3 px of a pixel
+    whose true alpha is neither 0 nor 1, or of the true silhouette's boundary): the second is what
+    the soft-alpha step decides."""
+    soft = ((gt > 0) & (gt < 1)).astype(np.uint8)
+    g = (gt > 0.5).astype(np.uint8)
+    rim = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    band = cv2.dilate(soft | rim, np.ones((7, 7), np.uint8)).astype(bool)
+    err = np.abs(alpha - gt)
+    return float(err.mean()), float(err[band].mean()) if band.any() else 0.0
+
+
+def styles_table(n: int, size: int, rng, photos) -> list[dict]:
+    """Line-art styles (see :func:`synth_character`) on white, a flat colour and a photo: matte() with
+    today's settings against the previous method (plain flood fill, ``gap_px=0``) on the same images."""
+    from udpgen.drawn.matting import MattingSettings
+    methods = {"matte": MattingSettings(), "previous": MattingSettings(gap_px=0)}
+    rows = []
+    for style in STYLES:
+        truth = [synth_character(rng, size, style) for _ in range(n)]
+        for kind, composite in (("white", "white"), ("flat", "flat"), ("photo", "textured")):
+            imgs = [composite_on(gt, composite, rng, photos) for gt in truth]
+            for name, st in methods.items():
+                v = []
+                for gt, img in zip(truth, imgs):
+                    ga = gt[..., 3].astype(np.float32) / 255
+                    a = matte(img, settings=st).alpha
+                    v.append((scores(a, ga)[0], *alpha_errors(a, ga)))
+                v = np.array(v)
+                rows.append({"style": style, "background": kind, "method": name, "images": n,
+                             "mean_iou": float(v[:, 0].mean()), "min_iou": float(v[:, 0].min()),
+                             "alpha_err": float(v[:, 1].mean()), "band_alpha_err": float(v[:, 2].mean())})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=24, help="cut-outs per background type")
@@ -190,10 +268,23 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-grabcut", action="store_true", help="skip the (slow) grabCut baseline")
     ap.add_argument("--renders", type=int, default=None, help="renders of the project's characters (default n/2)")
+    ap.add_argument("--styles", type=int, default=8, help="drawings per line-art style and background in the"
+                    " styles table (gapped / translucent / soft outlines; 0: skip it)")
+    ap.add_argument("--styles-only", action="store_true", help="only the styles table (and the speed figure)")
     args = ap.parse_args(argv)
     pin_one_core()
     cv2.setNumThreads(1)
     rng = np.random.default_rng(args.seed)
+    if args.styles:
+        report("matting_styles", styles_table(args.styles, args.size, np.random.default_rng(args.seed + 1),
+                                              _photos(args.size)), {"size": args.size, "seed": args.seed})
+    if args.styles_only:
+        imgs = [composite_on(synth_character(rng, args.size, st), "white", rng, None)
+                for st in STYLES for _ in range(2)]
+        it = iter(range(10 ** 9))
+        sec, _ = median_seconds(lambda: matte(imgs[next(it) % len(imgs)]), repeats=15, warmup=2)
+        print(f"matte(): {1 / sec:.1f} images/s at {args.size} px on one core (line-art styles, white)")
+        return 0
     truth = load_truth(args.n, args.size, rng, args.n // 2 if args.renders is None else args.renders)
     photos = _photos(args.size)
     rows, confs, ious = [], [], []

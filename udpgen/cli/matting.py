@@ -89,7 +89,16 @@ def _write_html(path: Path, rows: list[dict]) -> None:
 @click.option("--report", is_flag=True, help="Also write report.png (contact sheet) and report.html, "
                                              "lowest confidence first, into --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (per file: confidence, notes) on stdout.")
-def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report: bool, as_json: bool):
+@click.option("--gap-px", type=float, default=None,
+              help="Trapped-ball radius at 512 px (default 3): breaks in an outline up to about twice this "
+                   "wide do not let the background in; 0 = plain flood fill.")
+@click.option("--masks", "masks_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of label maps at the same relative paths (x/y.jpg -> x/y.png, x/y.npz or x/y.jpg.npz): "
+                   "--mask-background is the background, other labels the character; used as markers.")
+@click.option("--mask-background", type=int, default=0, show_default=True,
+              help="The background label of the --masks label maps.")
+def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report: bool, as_json: bool,
+              gap_px: float | None, masks_dir: Path | None, mask_background: int):
     """Cut characters out of hand-drawn images: INPUT is an image or a folder of images; each becomes an
     RGBA PNG in --out. Images that already have a meaningful alpha channel are kept as they are.
     Unreadable files are reported one line each and skipped; the exit status is 1 if any failed.
@@ -102,7 +111,9 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     from tqdm import tqdm
 
     from udpgen.io.images import read_image, write_png_atomic
-    from udpgen.drawn.matting import matte
+    from udpgen.drawn.matting import MattingSettings, matte
+
+    settings = MattingSettings() if gap_px is None else MattingSettings(gap_px=gap_px)  # bad value: one line
 
     jobs = collect_inputs(input_path, exclude=out_dir)
     if not jobs:
@@ -124,7 +135,13 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                     if markers.shape[:2] != image.shape[:2]:
                         raise UdpgenError(f"{mpath}: markers are {markers.shape[1]}x{markers.shape[0]}, "
                                           f"the image is {image.shape[1]}x{image.shape[0]}")
-            res = matte(image, markers)
+            if masks_dir is not None and markers is None:  # scribbles, when there are some, win
+                from udpgen.drawn.masks import find_label_map, label_markers, read_label_map
+                lpath = find_label_map(masks_dir, rel_in)
+                if lpath is not None:
+                    markers = label_markers(read_label_map(lpath), image.shape[:2], mask_background,
+                                            name=str(lpath))
+            res = matte(image, markers, settings)
             write_png_atomic(out_dir / rel, res.rgba)
             row.update(output=rel.as_posix(), confidence=round(res.confidence, 4), notes=res.notes,
                        factors=res.factors)

@@ -11,7 +11,11 @@ Steps of :func:`matte` (all on numpy arrays, no I/O):
    of the frame and lying within ``max_centre_spread`` of it, i.e. a gradient, not a cut-off shirt).
    ``dist`` = Lab distance (Delta E 1976) of every pixel to the nearest centre.
 2. Background candidates: ``dist < bg_threshold``. Their 4-connected components touching the frame are
-   background. Components not touching it (an "enclosed pocket", e.g. between arm and body) are
+   background, as far as a ball of radius ``gap_px`` rolling in from the frame reaches them (trapped-ball
+   filling, as in line-art colourisation tools): a large region it can only enter through a break in the
+   outline narrower than the ball (sketchy line art; a white jacket on a white page) is split off as an
+   enclosed component and judged by the pocket tests below, so a garment behind a gapped outline stays
+   foreground; the small bits the ball misses (corners, anti-aliased rims) stay background. Components not touching it (an "enclosed pocket", e.g. between arm and body) are
    background too when they are large (``pocket_min_area``), of the background colour itself (the
    median colour of their interior within ``pocket_threshold`` of a border colour: JPEG noise averages
    out, the consistent offset of a light garment or of skin does not; spread below ``pocket_max_std``)
@@ -78,6 +82,9 @@ class MattingSettings:
     pocket_min_area: float = 0.0005   # ... and its area as a fraction of the image, at least
     pocket_gap_px: float = 6.0        # ... and at most pocket_max_hug of its boundary this close (at 512 px)
     pocket_max_hug: float = 0.25      #     to the outside background (else: a light garment inside its outline)
+    gap_px: float = 3.0               # trapped ball radius (at 512 px): the outside background floods only
+    #                                   where a ball this wide fits, so outline gaps up to 2*gap_px px stay
+    #                                   closed (0: plain flood fill)
     border_px: int = 2                # width of the frame that defines the background colour
     max_border_colours: int = 3       # k-means centres on the frame
     min_border_share: float = 0.15    # a centre must hold this share of the frame (the largest always counts)
@@ -270,10 +277,12 @@ def _background(dist, frame, s, fg_user, bg_user, lab=None, centres=None) -> tup
     n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=4)
     if n <= 1:
         return np.zeros(dist.shape, bool), 0
-    area = stats[:, cv2.CC_STAT_AREA]
     is_bg = np.zeros(n, bool)
     is_bg[np.unique(labels[frame])] = True
     is_bg[0] = False
+    if s.gap_px > 0:
+        labels, stats, is_bg, n = _trapped(cand, labels, stats, is_bg, frame, s)
+    area = stats[:, cv2.CC_STAT_AREA]
     big = ~is_bg & (area >= max(1.0, s.pocket_min_area * dist.size))
     big[0] = False
     pocket = _pockets(cand, labels, stats, is_bg, big, dist, s, lab, centres) if big.any() else big
@@ -288,6 +297,49 @@ def _background(dist, frame, s, fg_user, bg_user, lab=None, centres=None) -> tup
         bg |= bg_user
     n_pockets = int(pocket[1:].sum()) if fg_user is None else int((pocket & is_bg)[1:].sum())
     return bg, n_pockets
+
+
+def _trapped(cand, labels, stats, is_bg, frame, s):
+    """Trapped-ball split of the frame-connected background (as in trapped-ball filling for line-art
+    colourisation, Zhang et al. 2009): a ball of radius ``gap_px`` (scaled from 512 px) rolls from the
+    frame through the candidates; what it cannot reach without squeezing through a gap narrower than
+    the ball, and that is large (``pocket_min_area``, and several balls' area), becomes an enclosed
+    component of its own under a new label, so the pocket tests decide it (a white jacket behind a
+    broken outline stays foreground). Small unreached bits (corners, anti-aliased rims) stay background.
+    Returns the new (labels, stats, is_bg, n)."""
+    h, w = cand.shape
+    r = s.gap_px * max(1.0, max(h, w) / 512)
+    ri = max(1, int(round(r)))
+    ball = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ri + 1, 2 * ri + 1))
+    outer = is_bg[labels]
+    # Outside the image counts as background, so the ball enters along the whole frame.
+    core = cv2.erode(outer.astype(np.uint8), ball, borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    nc, clab = cv2.connectedComponents(core, connectivity=8)
+    seeded = np.zeros(nc, bool)
+    seeded[np.unique(clab[frame & core.astype(bool)])] = True
+    seeded[0] = False
+    reached = cv2.dilate(seeded[clab].astype(np.uint8), ball).astype(bool) & outer
+    left = (outer & ~reached).astype(np.uint8)
+    nl, llab, lstats, _ = cv2.connectedComponentsWithStats(left, connectivity=4)
+    if nl <= 1:
+        return labels, stats, is_bg, len(is_bg)
+    touches = np.zeros(nl, bool)
+    touches[np.unique(llab[frame])] = True
+    min_area = max(s.pocket_min_area * h * w, 4 * np.pi * ri * ri)
+    new = ~touches & (lstats[:, cv2.CC_STAT_AREA] >= min_area)
+    new[0] = False
+    ids = np.flatnonzero(new)
+    if not len(ids):
+        return labels, stats, is_bg, len(is_bg)
+    n = len(is_bg)
+    remap = np.zeros(nl, np.int32)
+    remap[ids] = n + np.arange(len(ids), dtype=np.int32)
+    labels = labels.copy()
+    sel = new[llab]
+    labels[sel] = remap[llab[sel]]
+    stats = np.concatenate([stats, lstats[ids]])
+    is_bg = np.concatenate([is_bg, np.zeros(len(ids), bool)])
+    return labels, stats, is_bg, len(is_bg)
 
 
 def _pockets(cand, labels, stats, outer, big, dist, s, lab, centres) -> np.ndarray:

@@ -117,6 +117,28 @@ def test_white_shirt_pocket_and_markers_override():
         matte(img, np.zeros((10, 10, 3), np.uint8))
 
 
+def gapped_white_shirt(size=256, gap=5):
+    """The white-shirt character at ``size`` px with ``gap`` px breaks cut into the torso outline on
+    both sides (the outline pixels there repainted with the shirt's white, alpha kept: the drawing is
+    still the character there). Returns (straight RGBA truth, the composite on white)."""
+    truth = character(size, fill_shirt=(255, 255, 255))
+    for y, x in ((int(0.62 * size), int(0.358 * size) - 3), (int(0.8 * size), int(0.656 * size) - 3)):
+        # left torso outline, right one below the arm (a break into the arm loop would join the pocket)
+        patch = truth[y:y + gap, x:x + 6]
+        patch[..., :3] = 255
+    return truth, on(truth, (255, 255, 255))
+
+
+def test_gapped_outline_keeps_the_white_shirt():
+    truth, img = gapped_white_shirt()
+    shirt = (int(0.6 * 256), 128)
+    r = matte(img)
+    assert r.alpha[shirt] > 0.5, "the ball cannot pass the 5 px breaks: the shirt is not background"
+    assert iou(r.alpha, truth) >= 0.95
+    plain = matte(img, settings=MattingSettings(gap_px=0))
+    assert plain.alpha[shirt] < 0.5, "without the trapped ball the flood goes through the breaks"
+
+
 def shaded_blouse():
     """The test character in a toon-shaded white blouse: lit at 250 grey (1.9 Delta E from paper white),
     a bluish grey shadow over its lower part, dark outlines as usual."""
@@ -317,3 +339,17 @@ def test_cli_matte_folder_report_and_failures(tmp_path):
     assert inside.exit_code == 0, inside.output
     again = CliRunner().invoke(group, ["matte", str(src), "--out", str(src / "cut"), "--json"])
     assert again.output.count('"input"') == 2  # its own outputs inside INPUT are not inputs
+
+
+def test_cli_matte_gap_px(tmp_path):
+    from udpgen.cli.main import main
+    _, img = gapped_white_shirt()
+    Image.fromarray(img).save(tmp_path / "g.png")
+    shirt = (int(0.6 * 256), 128)
+    for gap, fg in (([], True), (["--gap-px", "0"], False)):
+        res = CliRunner().invoke(main, ["matte", str(tmp_path / "g.png"), "--out", str(tmp_path / "o")] + gap)
+        assert res.exit_code == 0, res.output
+        assert (read_image(tmp_path / "o" / "g.png")[shirt][3] > 127) == fg
+    bad = CliRunner().invoke(main, ["matte", str(tmp_path / "g.png"), "--out", str(tmp_path / "o"),
+                                    "--gap-px", "-1"])
+    assert bad.exit_code == 1 and "gap_px" in bad.output and "Traceback" not in bad.output
