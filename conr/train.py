@@ -270,7 +270,7 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
 
     # -- data ------------------------------------------------------------------------------------------
     if loader_fn is None:
-        shards = check_shards(data)
+        shards = check_shards(data, backgrounds=cfg.data.backgrounds)
         check_split(shards, cfg, world)
         val_source = eval_source(shards, cfg)
 
