@@ -128,7 +128,7 @@ class _TrainStep(nn.Module):
 
     render_udp 'detected': CoNR.forward_train (the renderer draws from the fused detection). 'ground_truth':
     the detector runs on the composites as before, the renderer draws labelled targets from their own UDP
-    and unlabelled ones from the detection (public CoNR methods: detect, encode, render)."""
+    and unlabelled ones from the detection, detached (public CoNR methods: detect, encode, render)."""
 
     def __init__(self, model: CoNR, render_udp: str):
         super().__init__()
@@ -141,7 +141,9 @@ class _TrainStep(nn.Module):
         B, k = composites.shape[:2]
         det = self.model.detect(composites.flatten(0, 1)).unflatten(0, (B, k))
         udp = fuse_detections(det)
-        drive = torch.where(labelled.view(B, 1, 1, 1), target_udp.to(udp.dtype), udp)
+        # detached: on an unlabelled target, L_photo through the detected UDP would train the detector, which
+        # sees the target image, to pass its appearance to the renderer in the UDP channels (a shortcut)
+        drive = torch.where(labelled.view(B, 1, 1, 1), target_udp.to(udp.dtype), udp.detach())
         return det, udp, self.model.render(self.model.encode(refs), drive)
 
 

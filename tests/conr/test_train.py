@@ -252,3 +252,22 @@ def test_fp16_non_finite_loss_is_skipped_by_the_scaler_and_a_streak_stops(shards
     monkeypatch.setattr("conr.train.MAX_NONFINITE_STEPS", 2)
     with pytest.raises(TrainingError, match="not finite at step 3 .3 steps in a row"):
         train(cfg, None, tmp_path / "three", loader_fn=poisoned(set(range(100))), log=quiet)
+
+
+def test_photo_loss_of_an_unlabelled_target_does_not_train_the_detector():
+    from conr.config import PRESETS
+    from conr.nn import CoNR
+    from conr.train import _TrainStep
+
+    torch.manual_seed(0)
+    cfg = PRESETS["tiny"]
+    model = CoNR(cfg).train()
+    B, S = 2, 64
+    refs = torch.rand(B, cfg.views, 4, S, S)
+    comps = torch.rand(B, cfg.composites, 3, S, S)
+    det, udp, rgba = _TrainStep(model, "ground_truth")(refs, comps, torch.zeros(B, 4, S, S),
+                                                       torch.tensor([False, False]))
+    rgba.abs().mean().backward()                                   # L_photo's path only
+    detector = [p.grad for p in model.detector_decoder.parameters()]
+    assert all(g is None or float(g.abs().max()) == 0 for g in detector)
+    assert any(p.grad is not None and float(p.grad.abs().max()) > 0 for p in model.parameters())
