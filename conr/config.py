@@ -311,7 +311,8 @@ class DataConfig:
         shuffle_buffer, shuffle_initial: buffer of still-compressed samples shuffled before decoding.
         prefetch_factor: batches each worker prepares ahead.
         backgrounds: 'auto' (bg-*.tar beside the training shards, else the built-in set), 'builtin'
-            (udpgen.backgrounds.sets' skimage photos + procedural ones), or a folder of bg-*.tar shards.
+            (udpgen.backgrounds.sets' skimage photos + procedural ones), or a folder: its bg-*.tar shards,
+            else its images (recursively); a missing folder or one with nothing readable fails at start-up.
         bg_pool: backgrounds a worker holds decoded; bg_refresh of them (on average) are replaced per sample
             from the background stream, so a long run sees every background (0.25: one every 4 samples;
             decoding and fitting a background costs about as much as decoding a view).

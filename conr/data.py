@@ -49,7 +49,7 @@ import torch
 import webdataset as wds
 
 from conr.config import RunConfig
-from conr.errors import ConrError
+from conr.errors import ConfigError, ConrError
 
 # OpenCV's own threads would oversubscribe the cores the DataLoader workers already use.
 cv2.setNumThreads(1)
@@ -88,9 +88,41 @@ def _list(d: Path, split: str) -> list[str]:
     return list_shards(d, split)
 
 
-def check_shards(data_dir: str | Path, need_train: bool = True) -> ShardSet:
+def resolve_backgrounds(setting: str, shards: ShardSet) -> list[str]:
+    """``data.backgrounds`` -> the background sources the loader reads, checked at start-up.
+
+    'auto': the ``bg-*.tar`` shards beside the training shards ([] = the built-in set); 'builtin': [];
+    a folder: its committed ``bg-*.tar`` shards if it has any, else its images (udpgen.io.images.list_images,
+    recursively). Raises ConfigError naming ``data.backgrounds`` and the path for a folder that does not
+    exist or holds neither shards nor a readable image.
+    """
+    if setting == "auto":
+        return list(shards.bg)
+    if setting == "builtin":
+        return []
+    from udpgen.io.images import list_images, read_image
+
+    d = Path(setting).expanduser()
+    if not d.is_dir():
+        raise ConfigError("data.backgrounds", setting, "no such folder (expected 'auto', 'builtin' or a folder of "
+                          "bg-*.tar shards or images)")
+    tars = _list(d, "bg")
+    if tars:
+        return tars
+    images = [str(p) for p in list_images(d)]
+    for path in images:  # one readable image is enough to start; unreadable ones are skipped later
+        try:
+            read_image(path)
+            return images
+        except Exception:  # noqa: BLE001 - any decode failure means "not readable"
+            continue
+    raise ConfigError("data.backgrounds", setting, "holds no bg-*.tar shard and no readable image")
+
+
+def check_shards(data_dir: str | Path, need_train: bool = True, backgrounds: str = "auto") -> ShardSet:
     """List the shards of ``data_dir`` and check that the first readable train sample follows the schema.
 
+    ``backgrounds`` (data.backgrounds) is resolved by :func:`resolve_backgrounds` into ``ShardSet.bg``.
     Raises DataError for a missing directory, no committed ``train-*.tar`` (a shard counts once its
     ``.stats.json`` exists), or samples that are not ``{key}.json`` + ``{key}.NNN.rgba.png`` members.
     """
@@ -98,6 +130,7 @@ def check_shards(data_dir: str | Path, need_train: bool = True) -> ShardSet:
     if not d.is_dir():
         raise DataError(f"{d}: no such shard directory")
     shards = ShardSet(_list(d, "train"), _list(d, "val"), _list(d, "bg"))
+    shards = ShardSet(shards.train, shards.val, resolve_backgrounds(backgrounds, shards))
     if need_train and not shards.train:
         raise DataError(f"{d}: no committed train-*.tar shards (a shard counts once its .stats.json exists; "
                         "make them with `udpgen synth` or `udpgen handdrawn`)")
@@ -291,10 +324,24 @@ class BackgroundPool:
             self.pool = [img for _, img in iter_backgrounds(None, side, int(rng.integers(2**31)))]
             self.stream = None
             return
-        self.stream = self._stream()
+        self.images = not paths[0].endswith(".tar")  # a folder of images (resolve_backgrounds)
+        self.stream = self._image_stream() if self.images else self._stream()
         self.pool = [img for _, img in zip(range(size), self.stream)]
         if not self.pool:
             raise DataError(f"background shards {paths[:2]}... hold no readable background")
+
+    def _image_stream(self):
+        from udpgen.backgrounds.sets import iter_backgrounds
+
+        while True:
+            got = 0
+            order = [self.paths[int(i)] for i in self.rng.permutation(len(self.paths))]
+            for _, img in iter_backgrounds(order, self.side, int(self.rng.integers(2**31)), max_hamming=-1,
+                                           on_error=lambda path, exc: None):
+                got += 1
+                yield img
+            if not got:
+                return
 
     def _stream(self):
         from udpgen.backgrounds.sets import fit

@@ -67,7 +67,7 @@ def evaluate_views(model: CoNR, cfg: RunConfig, data: str, *, max_views: int = 8
 
     if not 1 <= max_views <= 64:
         raise DataError(f"--views {max_views}: expected 1..64 reference views")
-    shards = check_shards(data, need_train=False)
+    shards = check_shards(data, need_train=False, backgrounds=cfg.data.backgrounds)
     changes = {"num_workers": workers, "val_source": source}
     if holdout is not None:
         changes["holdout_views"] = holdout

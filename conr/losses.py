@@ -13,7 +13,8 @@ Inputs are what :meth:`conr.nn.CoNR.forward_train` returns and a :mod:`conr.data
 * L_mask (Eq. 3): binary cross entropy of the averaged mask probability mean_j sigmoid(l_j) against the
   ground-truth occupancy, computed from the logits with log-sum-exp (stable, and autocast-safe where
   ``F.binary_cross_entropy`` is not), over the labelled samples.
-* Unlabelled samples (hand-drawn data) skip L_udp and L_mask; L_cons and the renderer's losses keep them.
+* Unlabelled samples (hand-drawn data) skip only L_udp (as in the paper): their L_mask target is the
+  image's matte (target_rgba alpha), the labelled samples' the UDP occupancy (:func:`mask_target`).
 * L_cons (Eq. 4): the per-pixel standard deviation over the k detections (Bessel-corrected, k - 1) of
   xyz and mask probability, averaged over pixels; sqrt(var + 1e-6) keeps its gradient finite where the
   detections agree. Zero for k = 1.
@@ -61,6 +62,13 @@ def udp_loss(det: torch.Tensor, target_udp: torch.Tensor, labelled: torch.Tensor
     inside = (target_udp[:, 3:] > 0.5).float()                            # (B, 1, H, W)
     err = ((xyz - target_udp[:, :3].float()).abs() * inside).sum((1, 2, 3))
     return _labelled_mean(err / (3 * inside.sum((1, 2, 3))).clamp(min=1), labelled)
+
+
+def mask_target(target_udp: torch.Tensor, target_rgba: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """(B, 4, H, W) UDP, (B, 4, H, W) RGBA, (B,) bool -> (B, 4, H, W) whose channel 3 is L_mask's target:
+    the UDP occupancy where labelled, the alpha matte (in [0, 1]) of the target image elsewhere."""
+    occ = torch.where(labelled.view(-1, 1, 1, 1), target_udp[:, 3:].float(), target_rgba[:, 3:].float())
+    return torch.cat([target_udp[:, :3].float(), occ], 1)
 
 
 def mask_loss(det: torch.Tensor, target_udp: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
@@ -151,7 +159,8 @@ class CoNRLoss(nn.Module):
         labelled = batch["labelled"].to(out.detections.device)
         losses = {
             "udp": udp_loss(out.detections, batch["target_udp"], labelled),
-            "mask": mask_loss(out.detections, batch["target_udp"], labelled),
+            "mask": mask_loss(out.detections, mask_target(batch["target_udp"], batch["target_rgba"], labelled),
+                              torch.ones_like(labelled)),
             "cons": consistency_loss(out.detections),
             "photo": photo_loss(out.rgba, batch["target_rgba"]),
         }

@@ -9,7 +9,8 @@ the data, the model and the optimizer, then runs the loop; the helpers above it 
 * Optimisation: AdamW (decoupled weight decay train.weight_decay on conv/linear weights), linear warm-up
   then cosine decay to train.min_lr (the rate is a pure function of the step, :func:`lr_at`), global grad
   norm clipping, gradient accumulation, AMP (bf16 autocast on CUDA, off on CPU; fp16 with a GradScaler on
-  request), channels_last, optional torch.compile.
+  request, which skips a step whose loss overflows; MAX_NONFINITE_STEPS in a row stop the run; without a
+  scaler the first non-finite loss does), channels_last, optional torch.compile.
 * DDP under torchrun: rank and world size from the environment (RANK, WORLD_SIZE, LOCAL_RANK; gloo on CPU,
   nccl on CUDA). train.batch_size is the global batch; each rank takes batch_size / (world x grad_accum)
   per micro-step. BatchNorm statistics are per micro-batch (train.sync_bn shares them on CUDA).
@@ -127,7 +128,7 @@ class _TrainStep(nn.Module):
 
     render_udp 'detected': CoNR.forward_train (the renderer draws from the fused detection). 'ground_truth':
     the detector runs on the composites as before, the renderer draws labelled targets from their own UDP
-    and unlabelled ones from the detection (public CoNR methods: detect, encode, render)."""
+    and unlabelled ones from the detection, detached (public CoNR methods: detect, encode, render)."""
 
     def __init__(self, model: CoNR, render_udp: str):
         super().__init__()
@@ -140,8 +141,14 @@ class _TrainStep(nn.Module):
         B, k = composites.shape[:2]
         det = self.model.detect(composites.flatten(0, 1)).unflatten(0, (B, k))
         udp = fuse_detections(det)
-        drive = torch.where(labelled.view(B, 1, 1, 1), target_udp.to(udp.dtype), udp)
+        # detached: on an unlabelled target, L_photo through the detected UDP would train the detector, which
+        # sees the target image, to pass its appearance to the renderer in the UDP channels (a shortcut)
+        drive = torch.where(labelled.view(B, 1, 1, 1), target_udp.to(udp.dtype), udp.detach())
         return det, udp, self.model.render(self.model.encode(refs), drive)
+
+
+# fp16: this many non-finite losses in a row (the scale halved each time) mean the run has diverged.
+MAX_NONFINITE_STEPS = 16
 
 
 @torch.no_grad()
@@ -270,7 +277,7 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
 
     # -- data ------------------------------------------------------------------------------------------
     if loader_fn is None:
-        shards = check_shards(data)
+        shards = check_shards(data, backgrounds=cfg.data.backgrounds)
         check_split(shards, cfg, world)
         val_source = eval_source(shards, cfg)
 
@@ -399,7 +406,7 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
 
             # disable=None: no bar when stderr is not a terminal (logs, the demo's child process)
             bar = tqdm(total=T.steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
-        batches, done_here = None, 0
+        batches, done_here, nonfinite = None, 0, 0
         window = {"t": time.perf_counter(), "steps": 0, "sums": torch.zeros(len(LOSS_NAMES) + 1, device=device)}
         while step < T.steps:
             if batches is None or step % segment_steps == 0:
@@ -425,8 +432,12 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
                 scaler.scale(losses["total"] / T.grad_accum).backward()
                 window["sums"] += torch.stack([losses["total"].detach()] + [losses[k].detach() for k in LOSS_NAMES]) \
                     / T.grad_accum
-            if not torch.isfinite(losses["total"]):
-                raise TrainingError(f"the loss is not finite at step {step + 1} (" +
+            # Under fp16 an overflow is routine: GradScaler skips the step and lowers its scale, so only a
+            # long streak is fatal; without a scaler a non-finite loss is a bug and stops the run at once.
+            nonfinite = 0 if torch.isfinite(losses["total"]) else nonfinite + 1
+            if nonfinite and (not scaler.is_enabled() or nonfinite > MAX_NONFINITE_STEPS):
+                raise TrainingError(f"the loss is not finite at step {step + 1}" +
+                                    (f" ({nonfinite} steps in a row)" if nonfinite > 1 else "") + " (" +
                                     ", ".join(f"{k} {float(v):.4g}" for k, v in losses.items()) + ")")
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), T.grad_clip or float("inf"))

@@ -250,3 +250,34 @@ def _unchecked(d):
     from udpgen.shards import list_shards
 
     return ShardSet(list_shards(d, "train"), [], [])
+
+
+def test_backgrounds_setting_is_checked_and_a_folder_of_images_is_used(shards, tmp_path):
+    import cv2
+
+    from conr.errors import ConfigError
+
+    data_dir = Path(shards.train[0]).parent
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(ConfigError, match=r"data\.backgrounds=.*no-such-folder.*no such folder"):
+        check_shards(data_dir, backgrounds=str(missing))
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ConfigError, match=r"data\.backgrounds=.*junk.*no readable image"):
+        check_shards(data_dir, backgrounds=str(junk))
+    red = tmp_path / "red"
+    red.mkdir()
+    img = np.zeros((80, 96, 3), np.uint8)
+    img[..., 2] = 255                                              # BGR on disk: pure red
+    cv2.imwrite(str(red / "red.png"), img)
+    got = check_shards(data_dir, backgrounds=str(red))
+    assert got.bg == [str(red / "red.png")]
+    batch = take(train_loader(got, cfg(), batch=2, segment=0), 1)[0]
+    comps, alpha = batch["target_composites"], batch["target_rgba"][:, 3]
+    empty = (alpha < 1e-3)[:, None].expand(-1, comps.shape[1], -1, -1)  # (B, k, S, S): no figure there
+    pixels = comps.permute(0, 1, 3, 4, 2)[empty]                  # (N, 3)
+    # composite() jitters colour, so the red image stays red (R well above G = B), not exactly (1, 0, 0);
+    # the built-in photos this setting used to fall back to are not
+    assert len(pixels) > 0 and bool((pixels[:, 0] > pixels[:, 1] + 0.3).all())
+    assert torch.allclose(pixels[:, 1], pixels[:, 2], atol=2 / 255)

@@ -153,3 +153,18 @@ def test_lpips_only_from_local_files(no_weights):
     x, y = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
     d = lpips(x, y)
     assert d.shape == (3,) and (d > 0).all() and float(lpips(x, x).abs().max()) < 1e-6
+
+
+def test_mask_loss_keeps_unlabelled_samples_against_their_matte():
+    torch.manual_seed(0)
+    B, k, S = 2, 3, 8
+    det = torch.randn(B, k, 4, S, S)
+    target_udp = torch.zeros(B, 4, S, S)                           # unlabelled: no UDP
+    target_rgba = torch.rand(B, 4, S, S)
+    out = TrainOutput(det, det[:, 0], target_rgba.clone())
+    batch = {"target_udp": target_udp, "target_rgba": target_rgba, "labelled": torch.tensor([False, False])}
+    got = CoNRLoss()(out, batch)
+    p = torch.sigmoid(det[:, :, 3]).mean(1)
+    ref = F.binary_cross_entropy(p, target_rgba[:, 3])
+    assert float(got["mask"]) == pytest.approx(float(ref), rel=1e-4) and float(got["mask"]) > 0.1
+    assert float(got["udp"]) == 0.0                                # L_udp alone is skipped

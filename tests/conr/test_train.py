@@ -227,3 +227,47 @@ def test_ddp_two_cpu_processes_equal_one_process(shards, tmp_path):
     for k, v in pa.items():
         if "running" not in k and "num_batches" not in k:  # BatchNorm buffers: rank 0's in DDP
             assert torch.allclose(v, pb[k], rtol=1e-4, atol=1e-5), k
+
+
+def test_fp16_non_finite_loss_is_skipped_by_the_scaler_and_a_streak_stops(shards, tmp_path, monkeypatch):
+    from conr.data import check_shards
+    from conr.train import TrainingError
+
+    cfg = tiny("train.amp=fp16", "train.device=cpu", "train.steps=4", "train.ckpt_every=4")
+    s = check_shards(shards)
+
+    def poisoned(bad_steps):
+        def loader_fn(segment, rank, world, micro):
+            for i, batch in enumerate(train_loader(s, cfg, batch=micro, segment=segment, rank=rank, world=world)):
+                if i in bad_steps:
+                    batch["target_rgba"] = torch.full_like(batch["target_rgba"], float("nan"))
+                yield batch
+        return loader_fn
+
+    summary = train(cfg, None, tmp_path / "one", loader_fn=poisoned({1}), log=quiet)
+    assert summary["step"] == 4                                    # step 2 was skipped by GradScaler, not fatal
+    plain = tiny("train.amp='off'", "train.steps=4")
+    with pytest.raises(TrainingError, match="not finite at step 2"):
+        train(plain, None, tmp_path / "two", loader_fn=poisoned({1}), log=quiet)
+    monkeypatch.setattr("conr.train.MAX_NONFINITE_STEPS", 2)
+    with pytest.raises(TrainingError, match="not finite at step 3 .3 steps in a row"):
+        train(cfg, None, tmp_path / "three", loader_fn=poisoned(set(range(100))), log=quiet)
+
+
+def test_photo_loss_of_an_unlabelled_target_does_not_train_the_detector():
+    from conr.config import PRESETS
+    from conr.nn import CoNR
+    from conr.train import _TrainStep
+
+    torch.manual_seed(0)
+    cfg = PRESETS["tiny"]
+    model = CoNR(cfg).train()
+    B, S = 2, 64
+    refs = torch.rand(B, cfg.views, 4, S, S)
+    comps = torch.rand(B, cfg.composites, 3, S, S)
+    det, udp, rgba = _TrainStep(model, "ground_truth")(refs, comps, torch.zeros(B, 4, S, S),
+                                                       torch.tensor([False, False]))
+    rgba.abs().mean().backward()                                   # L_photo's path only
+    detector = [p.grad for p in model.detector_decoder.parameters()]
+    assert all(g is None or float(g.abs().max()) == 0 for g in detector)
+    assert any(p.grad is not None and float(p.grad.abs().max()) > 0 for p in model.parameters())
