@@ -24,9 +24,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Outcome", "run_jobs", "check_resume", "RETRIES"]
+from udpgen.errors import UdpgenError
+from udpgen.shards.folder import list_shards, read_stats
+
+__all__ = ["Outcome", "run_jobs", "check_resume", "describe", "RETRIES"]
 
 RETRIES = 1             # extra attempts after a worker died or timed out
 _POLL_S = 1.0           # longest wait between deadline checks
@@ -47,8 +51,10 @@ class Outcome:
         return self.error is None
 
 
-def _describe(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if not str(e).startswith(type(e).__name__) else str(e)
+def describe(e: BaseException) -> str:
+    """One line for a failed job or view: the project's errors are already messages for users; anything
+    else is named by its type."""
+    return str(e) if isinstance(e, UdpgenError) else f"{type(e).__name__}: {e}"
 
 
 def _worker_main(conn, fn, initializer, initargs) -> None:
@@ -65,7 +71,7 @@ def _worker_main(conn, fn, initializer, initargs) -> None:
         try:
             reply = (index, True, fn(job))
         except Exception as e:  # noqa: BLE001 - every failure of a job is reported, as text
-            reply = (index, False, _describe(e))
+            reply = (index, False, describe(e))
         conn.send(reply)
 
 
@@ -122,7 +128,7 @@ def run_jobs(jobs: Sequence, fn: Callable[[Any], Any], *, workers: int = 1, time
             try:
                 finish(Outcome(i, job, result=fn(job)))
             except Exception as e:  # noqa: BLE001 - as in the pool: a failed job is data
-                finish(Outcome(i, job, error=_describe(e)))
+                finish(Outcome(i, job, error=describe(e)))
         return [outcomes[i] for i in range(len(jobs))]
 
     ctx = multiprocessing.get_context("spawn")
@@ -187,11 +193,6 @@ def check_resume(out_dir, planned: dict[str, str], settings: dict, splits=("trai
     committed shard of ``splits`` in ``out_dir`` whose plan differs, or that this plan does not make, is
     refused (UdpgenError naming the settings that differ, nothing touched) unless ``overwrite``, which
     deletes it (it is then remade if planned)."""
-    from pathlib import Path
-
-    from udpgen.errors import UdpgenError
-    from udpgen.shards.folder import is_complete, list_shards, read_stats
-
     out_dir = Path(out_dir)
     stale = []
     for name in (Path(p).name for split in splits for p in list_shards(out_dir, split)):
@@ -214,11 +215,7 @@ def check_resume(out_dir, planned: dict[str, str], settings: dict, splits=("trai
     for name, _ in stale:
         for p in (out_dir / name, out_dir / name.replace(".tar", ".stats.json")):
             p.unlink(missing_ok=True)
-    todo = []
-    for name in planned:
-        split, index = name[:-4].rsplit("-", 1)
-        if is_complete(out_dir, split, int(index)):
-            (out_dir / (name + ".tmp")).unlink(missing_ok=True)      # debris of a killed run
-        else:
-            todo.append(name)
-    return todo
+    committed = {Path(p).name for split in splits for p in list_shards(out_dir, split)}
+    for name in committed & set(planned):
+        (out_dir / (name + ".tmp")).unlink(missing_ok=True)          # debris of a killed run
+    return [name for name in planned if name not in committed]

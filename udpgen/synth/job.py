@@ -26,8 +26,8 @@ import numpy as np
 from udpgen.errors import UdpgenError
 from udpgen.mmd import Model, Motion, Pose, parse
 from udpgen.mmd.model import vmd_name_bytes
-from udpgen.shards.jobs import check_resume, run_jobs
-from udpgen.shards import Sample, ShardWriter, View, split_of, write_manifest, write_sizes
+from udpgen.shards.jobs import check_resume, describe, run_jobs
+from udpgen.shards import Sample, ShardWriter, View, sample_key, split_of, write_manifest, write_sizes
 from udpgen.shards.schema import json_bytes
 from udpgen.synth.sources import ModelSource, discover_models, discover_motions, materialise, read_source
 
@@ -293,7 +293,7 @@ def run_job(plan_: Plan, job: ShardJob, out_dir: str | os.PathLike) -> dict:
     with ShardWriter(out_dir, job.split, job.index) as writer:
         for s in job.samples:
             src = plan_.models[s.model]
-            key = f"{s.character}-{s.chunk:04d}"
+            key = sample_key(s.character, s.chunk)
             try:
                 model, _, char, poses = _character(plan_, s.model, out_dir)
             except UdpgenError as e:
@@ -309,7 +309,7 @@ def run_job(plan_: Plan, job: ShardJob, out_dir: str | os.PathLike) -> dict:
                     motion = f"random:{v.index}" if v.kind == "random" else Path(plan_.motions[v.index]).name
                     view_failures.append({"key": key, "model": src.name, "motion": motion,
                                           "frame": v.frame if v.kind == "motion" else None,
-                                          "reason": str(e) if isinstance(e, UdpgenError) else f"{type(e).__name__}: {e}"})
+                                          "reason": describe(e)})
             if not views:
                 writer.fail(key, f"{src.name}: none of its {len(s.views)} views could be made")
                 continue
@@ -382,8 +382,6 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
                             initializer=_init_worker, initargs=(cfg, replace(p, jobs=())), on_done=on_done)
     done = [o.result for o in outcomes if o.ok]
     failed = [{"shard": o.job[0].name, "reason": o.error} for o in outcomes if not o.ok]
-    if failed and all(f["reason"].startswith(("OSError", "PermissionError")) for f in failed) and not done:
-        raise UdpgenError(f"{out}: cannot write the dataset: {failed[0]['reason']}")
     write_sizes(out)
     config = {**asdict(cfg), "models": str(models_root), "motions": str(motions_root) if motions_root else None,
               "skipped": list(p.skipped), "failed_shards": failed}
