@@ -43,7 +43,7 @@ def make_model(n_vertices: int = 300, n_bones: int = 12, additional_uvs: int = 2
             bw[i] = rng.dirichlet(np.ones(4)).astype(F)
     sdef = np.zeros((n, 3, 3), F)
     sdef[types == 3] = rng.random(((types == 3).sum(), 3, 3)).astype(F)
-    faces = rng.integers(0, n, (2 * n, 3)).astype(np.int32)
+    faces = np.stack([rng.choice(n, 3, replace=False) for _ in range(2 * n)]).astype(np.int32)   # no degenerates
     faces[-1] = [n - 1, n - 2, n - 3]       # the largest index appears (unsigned widths)
     textures = ("tex\\Body.PNG", "sph/light.sph", "toon\\my toon.bmp")
     materials = (

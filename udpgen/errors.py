@@ -12,6 +12,11 @@ class UdpgenError(Exception):
     """Base class of every error udpgen raises on purpose."""
 
 
+class InputWarning(UserWarning):
+    """Odd but usable input (a tolerated oddity, trailing bytes, dropped physics): the message names the file
+    and says what was done. The command line prints each as one ``warning:`` line."""
+
+
 class FormatError(UdpgenError):
     """A file is not what its format says it should be.
 

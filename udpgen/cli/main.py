@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import click
 
-from udpgen.errors import UdpgenError
+from udpgen.errors import InputWarning, UdpgenError
+
+_SHOW_WARNING = warnings.showwarning
 
 
 class _Group(click.Group):
@@ -26,6 +29,15 @@ class _Group(click.Group):
 @click.version_option(package_name="conr-toolkit")
 def main():
     """Build CoNR training data from MMD models (PMX/PMD/VMD/VPD) and hand-drawn images."""
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Input warnings are for the user, not the developer: one line, no source location."""
+    if issubclass(category, InputWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 @main.command()

@@ -10,6 +10,7 @@ read-only; build a new model with :func:`dataclasses.replace` to change one.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
@@ -283,6 +284,7 @@ class Model:
     joints: tuple[Joint, ...] = ()
     soft_body_count: int = 0            # PMX 2.1 soft bodies are skipped; how many there were
     toon_textures: tuple[str, ...] = () # PMD's toon texture list (10 names), empty for PMX
+    repairs: tuple[tuple[str, int], ...] = ()   # (tolerance key, count) applied on reading (udpgen.mmd.repair)
 
     @property
     def vertex_count(self) -> int:
@@ -312,19 +314,55 @@ class Model:
         return out
 
     def resolve_texture(self, index: int) -> str | None:
-        """Absolute path of texture ``index`` if the file exists, else None.
-
-        MMD models are made on Windows: paths use backslashes and match case-insensitively, so each
-        component is looked up ignoring case relative to the model's folder.
-        """
+        """Absolute path of texture ``index`` if the file exists, else None (see :func:`resolve_relative`)."""
         if index < 0 or index >= len(self.textures) or self.path is None:
             return None
         return resolve_relative(os.path.dirname(os.path.abspath(self.path)), self.textures[index])
 
 
+_SHARED_TOON = re.compile(r"toon(0[1-9]|10)\.bmp", re.IGNORECASE)
+
+
+def shared_toon_index(name: str) -> int | None:
+    """MMD's shared toon a texture path names (``'toon03.bmp'`` -> 2, any folder or case), else None. MMD
+    uses its own Data/toonNN.bmp when a model's folder has no file of that name."""
+    m = _SHARED_TOON.fullmatch(name.replace("\\", "/").rsplit("/", 1)[-1])
+    return int(m.group(1)) - 1 if m else None
+
+
+def _name_keys(entry: str) -> set[str]:
+    """Lower-case spellings a directory entry may stand for: itself and, for names that a cp932 zip
+    unpacked on Linux garbled (bytes kept raw, or decoded as cp437), the Japanese name it was."""
+    keys = {entry.lower()}
+    for raw in (os.fsencode(entry), None):
+        try:
+            raw = raw if raw is not None else entry.encode("cp437")
+            keys.add(raw.decode("cp932").lower())
+        except (UnicodeError, ValueError):
+            pass
+    return keys
+
+
 def resolve_relative(base_dir: str, rel: str) -> str | None:
-    """Find ``rel`` (Windows-style, any case) below ``base_dir``; return the real path or None."""
+    """Find ``rel`` below ``base_dir`` as MMD on Windows would; return the real path or None.
+
+    Windows rules: backslashes, any case, ``.`` and ``..``. Two more for files copied off Windows: a name
+    that an unzip garbled from cp932 still matches its Japanese spelling, and an absolute path
+    (``C:\\Users\\...\\tex\\a.png``, which only ever worked on its author's machine) is tried by its
+    trailing components relative to ``base_dir`` (``tex/a.png``, then ``a.png``).
+    """
     parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    absolute = rel.startswith(("/", "\\")) or bool(re.match(r"[A-Za-z]:", rel))
+    if absolute:
+        for k in range(1, len(parts)):
+            found = _walk(base_dir, parts[k:])
+            if found:
+                return found
+        return None
+    return _walk(base_dir, parts)
+
+
+def _walk(base_dir: str, parts: list[str]) -> str | None:
     cur = base_dir
     for part in parts:
         if part == "..":
@@ -335,11 +373,11 @@ def resolve_relative(base_dir: str, rel: str) -> str | None:
             cur = direct
             continue
         try:
-            entries = os.listdir(cur)
+            entries = sorted(os.listdir(cur))
         except OSError:
             return None
         low = part.lower()
-        match = next((e for e in entries if e.lower() == low), None)
+        match = next((e for e in entries if low in _name_keys(e)), None)
         if match is None:
             return None
         cur = os.path.join(cur, match)

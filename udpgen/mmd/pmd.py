@@ -31,18 +31,19 @@ of them. Bytes after the joints warn, or raise with ``strict``.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 import math
 import os
-import re
 import struct
 import warnings
 
 import numpy as np
 
-from udpgen.errors import FormatError
+from udpgen.errors import FormatError, InputWarning
 from udpgen.mmd.binary import BinaryReader, read_file_bytes
+from udpgen.mmd.repair import read_repaired
 from udpgen.mmd.model import (IK, MORPH_DTYPES, Bone, BoneFlag, DisplayFrame, IKLink, Joint, Material,
-                              MaterialFlag, Model, Morph, MorphKind, RigidBody, WeightType)
+                              MaterialFlag, Model, Morph, MorphKind, RigidBody, WeightType, shared_toon_index)
 
 _VERTEX = np.dtype([("pos", "<f4", (3,)), ("normal", "<f4", (3,)), ("uv", "<f4", (2,)),
                     ("bones", "<u2", (2,)), ("weight", "u1"), ("no_edge", "u1")])      # 38 bytes
@@ -56,7 +57,6 @@ _NONE16 = 0xFFFF
 _KNEE_LOWER = np.array([-math.pi, 0, 0], np.float32)
 _KNEE_UPPER = np.array([math.radians(-0.5), 0, 0], np.float32)
 _DEFAULT_TOONS = tuple(f"toon{i:02d}.bmp" for i in range(1, 11))
-_SHARED_TOON = re.compile(r"toon(0[1-9]|10)\.bmp", re.IGNORECASE)
 
 
 def _text(r: BinaryReader, n: int, field: str) -> str:
@@ -122,9 +122,9 @@ def _convert_material(i, raw, toons, textures: dict, path) -> Material:
     if toon != 255:
         if toon > 9:
             raise _bad(path, f"materials[{i}].toon", f"toon index {toon} out of range (0..9, or 255)", off + 44)
-        m = _SHARED_TOON.fullmatch(toons[toon])
-        if m:
-            toon_index = int(m.group(1)) - 1
+        shared = shared_toon_index(toons[toon])
+        if shared is not None:
+            toon_index = shared
         elif toons[toon]:
             toon_shared, toon_index = False, tex_index(toons[toon])
     return Material(
@@ -292,7 +292,7 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None, *, strict: boo
         msg = f"{r.remaining} unexpected bytes after the last section"
         if strict:
             raise r.fail("end", msg)
-        warnings.warn(f"{r.path or '<bytes>'}: {msg}", stacklevel=2)
+        warnings.warn(f"{r.path or '<bytes>'}: {msg}", InputWarning, stacklevel=2)
     p = r.path
 
     # ---- vertices: validate, then PMX-style weights (see module docstring)
@@ -355,9 +355,6 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None, *, strict: boo
         morphs.append(Morph(name=mname, name_en=skins_en[i - 1] if skins_en else "", panel=kind,
                             kind=MorphKind.VERTEX, offsets=offsets))
 
-    if extra_base:
-        warnings.warn(f"{p or '<bytes>'}: {extra_base} morph(s) after the first have type 0 (base); read as "
-                      "ordinary morphs on the hidden panel", stacklevel=2)
     # ---- display frames: PMX's two special frames, then PMD's bone frames
     if morph_list.size and (morph_list.min() < 1 or morph_list.max() >= len(skins)):
         j = _first_bad((morph_list < 1) | (morph_list >= len(skins)))
@@ -401,7 +398,7 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None, *, strict: boo
                             linear_upper=vs[3], angular_lower=vs[4], angular_upper=vs[5], spring_linear=vs[6],
                             spring_angular=vs[7]))
 
-    return Model(
+    model = Model(
         format="pmd", version=float(version), path=os.fspath(path) if path is not None else None, encoding="cp932",
         name=name, name_en=name_en, comment=comment, comment_en=comment_en,
         positions=np.ascontiguousarray(vert["pos"], np.float32),
@@ -412,6 +409,7 @@ def parse_pmd(data: bytes, path: str | os.PathLike | None = None, *, strict: boo
         edge_scale=np.where(vert["no_edge"] != 0, 0.0, 1.0).astype(np.float32), faces=faces,
         textures=tuple(textures), materials=materials, bones=tuple(bones), morphs=tuple(morphs),
         display_frames=tuple(frames), rigid_bodies=tuple(rigid), joints=tuple(joints), toon_textures=toons)
+    return read_repaired(model, Counter(extra_base_morph=extra_base))
 
 
 def read_pmd(path: str | os.PathLike, *, strict: bool = False) -> Model:

@@ -17,8 +17,9 @@ import warnings
 
 import numpy as np
 
-from udpgen.errors import FormatError
+from udpgen.errors import FormatError, InputWarning
 from udpgen.mmd.binary import INDEX_DTYPES, BinaryReader, read_file_bytes
+from udpgen.mmd.repair import read_repaired
 from udpgen.mmd.model import (IK, MORPH_DTYPES, Bone, BoneFlag, DisplayFrame, IKLink, Joint, Material,
                               Model, Morph, MorphKind, RigidBody, WeightType)
 
@@ -485,14 +486,14 @@ def parse_pmx(data: bytes, path: str | os.PathLike | None = None, *, strict: boo
         msg = f"{r.remaining} unexpected bytes after the last section"
         if strict:
             raise r.fail("end", msg)
-        warnings.warn(f"{r.path or '<bytes>'}: {msg}", stacklevel=2)
+        warnings.warn(f"{r.path or '<bytes>'}: {msg}", InputWarning, stacklevel=2)
     model = Model(format="pmx", version=h.version, path=os.fspath(path) if path is not None else None,
                   encoding=h.encoding, name=name, name_en=name_en, comment=comment, comment_en=comment_en,
                   faces=faces, textures=textures, materials=tuple(materials), bones=tuple(bones),
                   morphs=tuple(morphs), display_frames=tuple(frames), rigid_bodies=tuple(rigid),
                   joints=tuple(joints), soft_body_count=soft, **vertices)
     validate(model)
-    return model
+    return read_repaired(model)
 
 
 def read_pmx(path: str | os.PathLike, *, strict: bool = False) -> Model:

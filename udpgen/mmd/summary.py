@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 
 from udpgen.mmd.binary import decode_cp932
-from udpgen.mmd.model import Model, MorphKind, Motion, Pose, WeightType, vmd_name_bytes
+from udpgen.mmd.model import Model, MorphKind, Motion, Pose, WeightType, shared_toon_index, vmd_name_bytes
 
 
 def _show(raw: bytes) -> str:
@@ -19,9 +19,11 @@ def _show(raw: bytes) -> str:
 
 def model_summary(model: Model) -> dict:
     """Counts of everything in ``model``, and which of its textures exist on disk."""
-    used = sorted({i for m in model.materials for i in (m.texture_index, m.sphere_index) if i >= 0}
-                  | {m.toon_index for m in model.materials if not m.toon_shared and m.toon_index >= 0})
-    missing = [model.textures[i] for i in used if model.resolve_texture(i) is None]
+    toons = {m.toon_index for m in model.materials if not m.toon_shared and m.toon_index >= 0}
+    used = sorted({i for m in model.materials for i in (m.texture_index, m.sphere_index) if i >= 0} | toons)
+    # a toon named toonNN.bmp that the model's folder lacks is MMD's own shared toon: found, not missing
+    missing = [model.textures[i] for i in used if model.resolve_texture(i) is None
+               and not (i in toons and shared_toon_index(model.textures[i]) is not None)]
     weights = np.bincount(model.weight_types, minlength=5)
     return {
         "file": model.path, "format": model.format, "version": model.version, "encoding": model.encoding,
@@ -38,6 +40,7 @@ def model_summary(model: Model) -> dict:
                    **{MorphKind(k).name.lower(): n for k, n in sorted(Counter(int(m.kind) for m in model.morphs).items())}},
         "display_frames": len(model.display_frames),
         "rigid_bodies": len(model.rigid_bodies), "joints": len(model.joints), "soft_bodies": model.soft_body_count,
+        "repairs": dict(model.repairs),
     }
 
 

@@ -43,6 +43,8 @@ import warnings
 
 import numpy as np
 
+from udpgen.errors import InputWarning
+
 from udpgen.io.atomic import write_bytes_atomic
 from udpgen.mmd.binary import BinaryReader, read_file_bytes
 from udpgen.mmd.model import BoneKeys, CameraKeys, IKKey, LightKeys, MorphKeys, Motion, ShadowKeys
@@ -210,7 +212,7 @@ def parse_vmd(data: bytes, path: str | os.PathLike | None = None, *, strict: boo
         msg = f"{r.remaining} unexpected bytes after the last section ({SECTIONS[-1]})"
         if strict:
             raise r.fail("trailing", msg)
-        warnings.warn(f"{r.path or '<bytes>'}: {msg}", stacklevel=2)
+        warnings.warn(f"{r.path or '<bytes>'}: {msg}", InputWarning, stacklevel=2)
     return Motion(path=r.path, model_name=model_name, version=version, sections=tuple(present), **parts)
 
 

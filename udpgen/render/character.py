@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from udpgen.errors import UdpgenError
-from udpgen.mmd.model import MaterialFlag, Model, MorphKind, WeightType
+from udpgen.mmd.model import MaterialFlag, Model, MorphKind, WeightType, shared_toon_index
 from udpgen.rig import Rig
 from udpgen.rig import quat as Q
 from udpgen.rig.morph import MaterialValues, expand_weights
@@ -242,7 +242,9 @@ class Character:
                            ("nan_faces", (in_range & ~repeated & ~on_finite).sum())):
             if count:
                 self.warnings[key] += int(count)
-                log.warning("%s: %d faces dropped (%s)", self.name, int(count), key.replace("_", " "))
+                # the reader already warned of degenerate faces (udpgen.mmd.repair); the rest are news
+                (log.info if key == "degenerate_faces" else log.warning)(
+                    "%s: %d faces dropped (%s)", self.name, int(count), key.replace("_", " "))
         p = self.rest_positions[safe]
         area2 = np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
         zero = keep & (area2 == 0)
@@ -275,7 +277,12 @@ class Character:
         if m.toon_shared and 0 <= m.toon_index <= 9:
             toon = self.textures.shared_toon(m.toon_index)
         elif not m.toon_shared and m.toon_index >= 0:
-            toon = self.textures.toon(m.toon_index)
+            name = self.model.textures[m.toon_index] if m.toon_index < len(self.model.textures) else ""
+            shared = shared_toon_index(name)
+            if shared is not None and self.model.resolve_texture(m.toon_index) is None:
+                toon = self.textures.shared_toon(shared)    # MMD's own Data/toonNN.bmp
+            else:
+                toon = self.textures.toon(m.toon_index)
         elif default_toon is not None:
             toon = self.textures.shared_toon(default_toon)
         else:

@@ -33,6 +33,20 @@ CENTRE = "センター"
 HEIGHT_BONES = ("首", "頭")
 
 
+def check_character(model, skeleton=None) -> dict[str, int]:
+    """What makes a model a usable character: a mesh (vertices and faces) and the bones canonicalisation
+    needs. Returns :func:`required_bones`; ModelError (naming the file) otherwise."""
+    from udpgen.rig.skeleton import Skeleton
+
+    where = model.path or model.name or "model"
+    if model.vertex_count == 0 or model.face_count == 0:
+        raise ModelError(f"{where}: the model has no vertices or no faces (a skeleton or controller, not a character)")
+    try:
+        return required_bones(skeleton or Skeleton(model))
+    except ModelError as e:
+        raise ModelError(f"{where}: {e} (not a humanoid character)") from None
+
+
 def required_bones(skeleton) -> dict[str, int]:
     """Indices of the bones canonicalisation needs; ModelError naming every missing one."""
     names = [CENTRE] + [n for arm in ARMS for n in arm[:2]]

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from udpgen.errors import InputWarning
+
 from udpgen.mmd.model import Joint, Model, RigidBody
 
 # Which size components each shape reads (0 sphere, 1 box, 2 capsule).
@@ -122,6 +124,6 @@ def usable_physics(model: Model, warn: bool = True) -> UsablePhysics:
         first = "; ".join(d[0] for d in (body_drops, joint_drops) if d)
         warnings.warn(f"{model.path or '<model>'}: physics: dropped {len(body_drops)} of "
                       f"{len(model.rigid_bodies)} rigid bodies and {len(joint_drops)} of {len(model.joints)} "
-                      f"joints, the rest are simulated (first: {first})", stacklevel=2)
+                      f"joints, the rest are simulated (first: {first})", InputWarning, stacklevel=2)
     return UsablePhysics(np.array(bodies, np.int32), np.array(joints, np.int32), tuple(body_drops),
                          tuple(joint_drops))

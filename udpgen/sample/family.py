@@ -141,9 +141,8 @@ def _skirt(model: Model, spec: CharacterSpec) -> Model:
     count = model.materials[mi].face_count
     if spec.skirt == 0.0:
         faces = np.concatenate([model.faces[:start], model.faces[start + count:]])
-        mats = list(model.materials)
-        mats[mi] = dataclasses.replace(mats[mi], face_count=0)
-        return dataclasses.replace(model, faces=faces, materials=tuple(mats))
+        # the material goes too (the sample has no material morphs to renumber): an empty one is odd data
+        return dataclasses.replace(model, faces=faces, materials=model.materials[:mi] + model.materials[mi + 1:])
     verts = np.unique(model.faces[start:start + count])
     pos = model.positions.copy()
     top = pos[verts, 1].max()

@@ -119,8 +119,7 @@ def _frame_range(motion) -> tuple[int, int]:
 
 def plan(models_root, motions_root, cfg: SynthConfig) -> Plan:
     """The whole run as shard jobs. Reads and checks every model and motion; renders nothing."""
-    from udpgen.rig.canonical import required_bones
-    from udpgen.rig.skeleton import Skeleton
+    from udpgen.rig.canonical import check_character
 
     sources, skipped = discover_models(models_root)
     motion_paths = discover_motions(motions_root)
@@ -138,7 +137,7 @@ def plan(models_root, motions_root, cfg: SynthConfig) -> Plan:
             continue
         try:
             model = _load_model(src)
-            required_bones(Skeleton(model))
+            check_character(model)
         except UdpgenError as e:
             skipped.append({"file": src.name, "reason": str(e)})
             continue
@@ -178,11 +177,11 @@ def job_plan(plan_: Plan, job: ShardJob, cfg: SynthConfig) -> str:
 
 
 def _matches(motion, model: Model, names: set[bytes]) -> bool:
-    """A motion drives a model when some of its tracks name the model's bones or morphs (VPD: by text)."""
+    """A motion poses a model when some of its bone tracks name the model's bones (VPD: by text). Morph-,
+    camera- and light-only files do not: they would only add copies of the rest pose."""
     if isinstance(motion, Pose):
         return any(name in {b.name for b in model.bones} for name, _, _ in motion.bones)
-    morphs = {vmd_name_bytes(m.name) for m in model.morphs}
-    return any(n in names for n in motion.bones.names) or any(n in morphs for n in motion.morphs.names)
+    return any(n in names for n in motion.bones.names)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -216,6 +215,12 @@ def _character(plan_: Plan, index: int, out_dir: Path):
 
 
 def _init_worker(cfg: SynthConfig, plan_: Plan | None = None) -> None:
+    import warnings
+
+    from udpgen.errors import InputWarning
+
+    if plan_ is not None:       # a spawned worker: plan() in the parent read every file and warned once
+        warnings.simplefilter("ignore", InputWarning)
     _WORKER.clear()
     _WORKER["cfg"] = cfg
     _WORKER["plan"] = plan_
