@@ -2,7 +2,7 @@
 
 Every oddity that :mod:`udpgen.mmd.repair` tolerates, every texture spelling that
 :func:`udpgen.mmd.model.resolve_relative` resolves, and the files a real zoo also holds (skeletons without a
-mesh, accessories and stages without humanoid bones, English-only bone names, 1-byte indices, UTF-8 PMX,
+mesh, accessories (PMX and PMD) and stages without humanoid bones, English-only bone names, 1-byte indices, UTF-8 PMX,
 truncated and empty files, camera- and morph-only motions). ``write_corpus(folder)`` returns what each
 file is expected to give, so tests (and bench/doctor.py) can check the whole pipeline against it.
 """
@@ -21,6 +21,7 @@ from udpgen.mmd.pmx_writer import write_pmx
 from udpgen.mmd.vmd import write_vmd
 
 from mmd_fixtures import skeleton_only
+from pmd_builder import build, full_spec
 from paths import SAMPLE
 
 F = np.float32
@@ -157,6 +158,11 @@ def write_corpus(folder: str | Path) -> dict[str, Entry]:
     out["accessory.pmx"] = Entry("model", False, error="humanoid")
     write_pmx(_box(("全ての親", "床", "壁"), size=200.0, materials=3), folder / "stage.pmx", index_size=4)
     out["stage.pmx"] = Entry("model", False, error="humanoid")
+    pmd = full_spec()                 # a PMD accessory whose skin list holds a second base morph
+    pmd["morphs"].append(("base2", 0, [(1, (0, 0, 1))]))
+    pmd["english"]["morphs"].append("base2")
+    (folder / "accessory_extra_base.pmd").write_bytes(build(pmd))
+    out["accessory_extra_base.pmd"] = Entry("model", False, repairs=("extra_base_morph",), error="humanoid")
     data = (SAMPLE / "sample.pmx").read_bytes()
     (folder / "truncated.pmx").write_bytes(data[: len(data) // 2])
     out["truncated.pmx"] = Entry("model", False, False, error="truncated.pmx")

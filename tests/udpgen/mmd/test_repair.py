@@ -31,7 +31,7 @@ def test_every_tolerance_is_reported_once_per_file_with_its_count(corpus):
     root, entries = corpus
     seen = set()
     for name, e in entries.items():
-        if e.kind != "model" or not e.usable:
+        if e.kind != "model" or not e.readable:
             continue
         model, messages = _read(root / name)
         keys = tuple(k for k, _ in model.repairs)
@@ -43,7 +43,7 @@ def test_every_tolerance_is_reported_once_per_file_with_its_count(corpus):
                 assert f"{n} {TOLERANCES[k]}" in messages[0]
         else:
             assert messages == [], (name, messages)
-    assert seen == set(TOLERANCES) - {"extra_base_morph", "ik_bad_link"}    # PMD-only / covered below
+    assert seen == set(TOLERANCES) - {"ik_bad_link"}    # covered below
 
 
 def test_clean_real_models_need_no_repair():
