@@ -9,18 +9,23 @@ cache folder with zip-slip and zip-bomb guards.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from udpgen.io.atomic import write_bytes_atomic
 from udpgen.errors import UdpgenError
 
+log = logging.getLogger("udpgen.synth")
+
 MODEL_EXTS = (".pmx", ".pmd")
 MOTION_EXTS = (".vmd", ".vpd")
 MAX_ARCHIVE_BYTES = 2 << 30          # refuse archives that unpack to more than 2 GiB
 MAX_ARCHIVE_MEMBERS = 20000
+MAX_MODEL_BYTES = 512 << 20          # no real model file is near this; a bigger member is a bomb or junk
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,18 @@ def discover_models(root: str | os.PathLike) -> tuple[list[ModelSource], list[di
                 with zipfile.ZipFile(f) as z:
                     for info in z.infolist():
                         name = _member_name(info)
-                        if Path(name).suffix.lower() in MODEL_EXTS and _safe_member(name) is not None:
+                        if Path(name).suffix.lower() not in MODEL_EXTS:
+                            continue
+                        if _safe_member(name) is None:
+                            problems.append({"file": f"{f}:{name}", "reason": "unsafe member name (absolute or "
+                                             "'..'): not extracted"})
+                        elif info.file_size > MAX_MODEL_BYTES:
+                            problems.append({"file": f"{f}:{name}", "reason": f"declares {info.file_size} bytes "
+                                             f"unpacked (over {MAX_MODEL_BYTES}): not read"})
+                        else:
                             found.append(ModelSource(str(f), name, hashlib.sha256(z.read(info)).hexdigest()))
-            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError,
+                    ValueError) as e:
                 problems.append({"file": str(f), "reason": f"unreadable archive: {e}"})
     return found, problems
 
@@ -122,11 +136,17 @@ def materialise(source: ModelSource, cache_dir: str | os.PathLike) -> Path:
                 rel = _safe_member(_member_name(info))
                 if rel is None or info.is_dir():
                     continue
+                try:
+                    data = z.read(info)
+                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+                    # a broken texture should cost that texture (MMD shows the colour), not the character
+                    log.warning("%s: member %r unreadable (%s): not extracted", source.path, info.filename, e)
+                    continue
                 out = target.joinpath(*rel.parts)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                write_bytes_atomic(out, z.read(info))
+                write_bytes_atomic(out, data)
         write_bytes_atomic(done, b"")
     path = target.joinpath(*_safe_member(source.member).parts)
     if not path.is_file():
-        raise UdpgenError(f"{source.name}: not found after extracting the archive")
+        raise UdpgenError(f"{source.name}: not found after extracting the archive (unreadable member?)")
     return path

@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from udpgen.shards.schema import split_of
 from click.testing import CliRunner
 
 from udpgen.cli.main import main
@@ -50,7 +52,7 @@ def test_plan_skips_bad_inputs_and_dedups(models, sample_dir):
     assert len(p.models) == 1
     views = sum(j.view_count for j in p.jobs)
     assert views == (SMALL.poses + SMALL.motion_frames) * SMALL.views
-    assert all(j.split == "train" for j in p.jobs) or all(j.split == "val" for j in p.jobs)
+    assert {j.split for j in p.jobs} == {split_of(p.models[0].character)}     # one character, its own split
 
 
 def test_zip_models_are_extracted_and_rendered(gl, tmp_path, sample_dir):
