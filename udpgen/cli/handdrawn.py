@@ -135,11 +135,14 @@ def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, al
               help="Shrink larger images to this longer side before matting (speed; 0 = never).")
 @click.option("--skip-low", is_flag=True, help="Leave low-confidence mattes out (counted as failures).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes (one shard each).")
+@click.option("--overwrite", is_flag=True, help="Replace shards in --out written with other settings or inputs "
+                                                "(default: refuse, naming the settings that differ).")
+@click.option("--retry-failed", is_flag=True, help="Also redo the committed shards whose stats record failed images.")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some images failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views_per_sample, min_confidence,
-                  matte_max, skip_low, workers, allow_failures, as_json, quiet):
+                  matte_max, skip_low, workers, overwrite, retry_failed, allow_failures, as_json, quiet):
     """Cut out hand-drawn characters and write them as unlabelled shards (source 'handdrawn', no UDP).
     INPUT holds one folder per character (images searched recursively); an image directly in INPUT is a
     one-shot character. Character ids are the folder name made safe plus a hash of the name; the split
@@ -151,7 +154,10 @@ def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views
       udpgen handdrawn drawings/ --out shards/handdrawn --json
       udpgen handdrawn drawings/ --out shards/handdrawn --markers scribbles/ --size 256 --crop
     """
-    from udpgen.drawn.job import HanddrawnSettings, check_resume, discover, plan_jobs, run_jobs
+    from dataclasses import asdict
+
+    from udpgen.drawn.job import HanddrawnSettings, discover, plan_jobs, run_jobs
+    from udpgen.shards.jobs import check_resume
     from udpgen.shards import read_stats, update_directory
     from udpgen.shards import split_of
 
@@ -161,7 +167,9 @@ def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views
     if not characters:
         raise UdpgenError(f"{input_path}: no images found (one folder per character, or images directly in it)")
     jobs = plan_jobs(root, characters, per_shard, views_per_sample, settings, markers_dir)
-    todo = check_resume(out_dir, jobs)
+    names = set(check_resume(out_dir, {j.name: j.plan for j in jobs}, asdict(settings), overwrite=overwrite,
+                             retry_failed=retry_failed))
+    todo = [j for j in jobs if j.name in names]
     with _bar(sum(j.files for j in todo), "img", quiet) as bar:
         failed = run_jobs(todo, root, out_dir, settings, markers_dir, workers, progress=bar.update,
                           report=_report(bar))

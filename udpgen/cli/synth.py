@@ -27,11 +27,13 @@ import click
               help="Seconds one shard may take with --workers >= 2; a worker past it is killed, its shard retried once.")
 @click.option("--overwrite", is_flag=True, help="Replace shards in --out written with other settings or inputs "
                                                 "(default: refuse, naming the settings that differ).")
+@click.option("--retry-failed", is_flag=True, help="Also redo the committed shards whose stats record failed views "
+                                                   "(after fixing an input, or a flaky driver).")
 @click.option("--strict", is_flag=True, help="Exit 1 when any view, model or shard failed (default: only when "
                                              "nothing could be made).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def synth(models, motions, out, size, poses, motion_frames, views, views_per_sample, samples_per_shard, workers,
-          seed, num_nodes, node_rank, timeout, overwrite, strict, as_json):
+          seed, num_nodes, node_rank, timeout, overwrite, retry_failed, strict, as_json):
     """Render a training set: every character in random natural poses and motion frames, seen by random
     cameras, written as train/val shards (1 in 16 characters to val, by character). Reruns resume: shards
     already committed are skipped, the rest come out byte-identical.
@@ -49,7 +51,8 @@ def synth(models, motions, out, size, poses, motion_frames, views, views_per_sam
                       views_per_sample=views_per_sample, samples_per_shard=samples_per_shard, seed=seed)
     with tqdm(unit="view", desc="synth", disable=as_json or not sys.stderr.isatty(), dynamic_ncols=True) as bar:
         summary = synthesize(models, motions, out, cfg, workers=workers, num_nodes=num_nodes, node_rank=node_rank,
-                             progress=bar.update, timeout=timeout, overwrite=overwrite)
+                             progress=bar.update, timeout=timeout, overwrite=overwrite,
+                             retry_failed=retry_failed)
     if as_json:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

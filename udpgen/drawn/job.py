@@ -10,9 +10,9 @@ shards of ``per_shard`` samples per split, and :func:`run_job` mattes one shard'
 rerun skips the shards already committed). Assignment depends only on the file list, never on what a
 matte gives, so it is known before any image is read and a rerun gives the same bytes.
 
-Every job records ``plan_sha256`` (its chunks, file sizes and settings) in its stats.json. A rerun whose
-plan differs (files added, settings changed) refuses to mix with the old shards instead of leaving a
-directory half of one run and half of another: use a new --out for changed inputs.
+Every job records ``plan_sha256`` (its chunks, file sizes and settings) and the settings in its stats.json;
+a rerun goes through the one resume rule, :func:`udpgen.shards.jobs.check_resume`: a changed plan refuses
+to mix with the old shards (naming the settings that differ) unless --overwrite.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,13 +29,12 @@ import numpy as np
 
 from udpgen.errors import UdpgenError
 from udpgen.io.images import is_image, list_images
-from udpgen.shards import (Sample, ShardWriter, View, is_complete, list_shards, read_stats, sample_key, shard_name,
-                           split_of)
+from udpgen.shards import Sample, ShardWriter, View, read_stats, sample_key, shard_name, split_of
 from udpgen.shards.folder import size_or_missing
 from udpgen.shards.schema import json_bytes
 
 __all__ = ["Character", "Chunk", "Job", "HanddrawnSettings", "character_id", "discover", "fit_rgba",
-           "prepare_view", "plan_jobs", "check_resume", "run_job", "run_jobs"]
+           "prepare_view", "plan_jobs", "run_job", "run_jobs"]
 
 SLUG_MAX = 40          # readable part of a character id (ids may be up to 80: keys and tar names stay short)
 HASH_HEX = 8           # 32 bits of sha256(name): names that sanitise alike need ~65k of them to collide
@@ -167,24 +166,6 @@ def plan_jobs(root: Path, characters: list[Character], per_shard: int, views_per
     return jobs
 
 
-def check_resume(out_dir: Path, jobs: list[Job], splits: Iterable[str] = ("train", "val")) -> list[Job]:
-    """Jobs still to run. Raises UdpgenError when committed shards in ``out_dir`` come from other inputs
-    or settings (plan differs, or a shard this plan does not make): mixing runs would silently corrupt
-    the dataset."""
-    planned = {j.name: j for j in jobs}
-    for name in (Path(p).name for split in splits for p in list_shards(out_dir, split)):
-        if name not in planned or read_stats(out_dir, name).get("plan_sha256") != planned[name].plan:
-            raise UdpgenError(f"{out_dir / name} was written by another run (other inputs, settings or "
-                              f"command); use a new --out, or delete the old shards to redo them")
-    todo = []
-    for j in jobs:
-        if is_complete(out_dir, j.split, j.index):
-            (out_dir / (j.name + ".tmp")).unlink(missing_ok=True)   # debris of a killed run (verify flags it)
-        else:
-            todo.append(j)    # its writer clears a stale .tmp or uncommitted tar when it opens
-    return todo
-
-
 def fit_rgba(rgba: np.ndarray, size: int, crop: bool = False, margin: float = 0.05) -> np.ndarray:
     """(H, W, 4) uint8 straight RGBA -> (size, size, 4) uint8: scaled to fit (aspect kept, premultiplied
     so edges get no dark fringe), centred on a transparent square. size 0 returns it unscaled.
@@ -278,7 +259,8 @@ def run_job(job: Job, root: Path, out_dir: Path, settings: HanddrawnSettings, ma
                     progress(1)
             if views:
                 w.write(Sample(ch.character, ch.chunk, views, source="handdrawn", extra={"name": ch.name}))
-        w.extra = {"source": "handdrawn", "plan_sha256": job.plan, "images": job.files, "low_confidence": low}
+        w.extra = {"source": "handdrawn", "plan_sha256": job.plan, "settings": asdict(settings), "images": job.files,
+                   "low_confidence": low}
     return read_stats(out_dir, job.name)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from udpgen.errors import UdpgenError
 from udpgen.shards.folder import list_shards, read_stats
 
-__all__ = ["Outcome", "run_jobs", "check_resume", "describe", "RETRIES"]
+__all__ = ["Outcome", "run_jobs", "check_resume", "has_failures", "describe", "RETRIES"]
 
 RETRIES = 1             # extra attempts after a worker died or timed out
 _POLL_S = 1.0           # longest wait between deadline checks
@@ -184,21 +184,29 @@ def run_jobs(jobs: Sequence, fn: Callable[[Any], Any], *, workers: int = 1, time
     return [outcomes[i] for i in range(len(jobs))]
 
 
+def has_failures(stats: dict) -> bool:
+    """Whether a committed shard's stats record items that could not be made (views, images)."""
+    return bool(stats.get("failures") or stats.get("view_failures"))
+
+
 def check_resume(out_dir, planned: dict[str, str], settings: dict, splits=("train", "val"),
-                 overwrite: bool = False) -> list[str]:
+                 overwrite: bool = False, retry_failed: bool = False) -> list[str]:
     """The one resume rule -> names of the planned shards still to run.
 
     ``planned``: shard name -> plan hash (sha256 of everything its bytes depend on); ``settings``: the run's
     settings, recorded in every shard's stats beside its plan hash so that a refusal can name them. A
     committed shard of ``splits`` in ``out_dir`` whose plan differs, or that this plan does not make, is
     refused (UdpgenError naming the settings that differ, nothing touched) unless ``overwrite``, which
-    deletes it (it is then remade if planned)."""
+    deletes it (it is then remade if planned). ``retry_failed``: committed shards whose stats record
+    failures (:func:`has_failures`) are deleted and run again (a fixed input, a flaky driver)."""
     out_dir = Path(out_dir)
-    stale = []
+    stale, failed = [], []
     for name in (Path(p).name for split in splits for p in list_shards(out_dir, split)):
         stats = read_stats(out_dir, name)
         if planned.get(name) != stats.get("plan_sha256"):
             stale.append((name, stats))
+        elif retry_failed and has_failures(stats):
+            failed.append((name, stats))
     if stale and not overwrite:
         name, stats = stale[0]
         old = stats.get("settings")
@@ -212,7 +220,7 @@ def check_resume(out_dir, planned: dict[str, str], settings: dict, splits=("trai
             why = ("settings differ: " + "; ".join(diff)) if diff else "the inputs differ (files added, removed or changed)"
         raise UdpgenError(f"{out_dir / name} was written by another run ({len(stale)} shard(s) differ): {why}. "
                           "Use a new --out, or --overwrite to replace them")
-    for name, _ in stale:
+    for name, _ in stale + failed:
         for p in (out_dir / name, out_dir / name.replace(".tar", ".stats.json")):
             p.unlink(missing_ok=True)
     committed = {Path(p).name for split in splits for p in list_shards(out_dir, split)}

@@ -345,11 +345,12 @@ def _run_job_here(args) -> dict:
 
 def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfig(), workers: int = 1,
                num_nodes: int = 1, node_rank: int = 0, progress=None, timeout: float | None = JOB_TIMEOUT_S,
-               overwrite: bool = False) -> dict:
+               overwrite: bool = False, retry_failed: bool = False) -> dict:
     """Run (or resume) this node's part of the dataset; returns a summary dict.
 
     A rerun resumes: committed shards with the same plan are kept; one written with other settings or
-    inputs is refused, naming the settings that differ, unless ``overwrite`` (then it is remade).
+    inputs is refused, naming the settings that differ, unless ``overwrite`` (then it is remade);
+    ``retry_failed`` also remakes committed shards whose stats record failed views.
     Failures are data: a view that cannot be made is counted in its shard's stats, a model that cannot be
     used is listed under ``skipped`` (and in the manifest), a shard whose worker died or ran past
     ``timeout`` seconds twice is listed under ``shards_failed`` (a rerun retries it); the run goes on.
@@ -371,7 +372,7 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
     mine = [j for i, j in enumerate(p.jobs) if i % num_nodes == node_rank]
     settings = asdict(cfg)
     hashes = {j.name: job_plan(p, j, cfg) for j in p.jobs}     # all nodes' shards share the folder
-    names = set(check_resume(out, hashes, settings, overwrite=overwrite))
+    names = set(check_resume(out, hashes, settings, overwrite=overwrite, retry_failed=retry_failed))
     todo = [j for j in mine if j.name in names]
     def on_done(o) -> None:
         if progress:

@@ -152,7 +152,24 @@ def test_handdrawn_end_to_end(drawings, tmp_path):
     # Other settings into the same directory: refused, nothing changed.
     r4 = run("handdrawn", drawings, "--out", out, "--size", 32, "-q")
     assert r4.exit_code == 1 and "another run" in r4.output
+    assert "settings differ: size:" in r4.output, r4.output
     assert tar_hashes(out) == before
+
+    # --retry-failed redoes exactly the shards whose stats record failed images, to the same bytes.
+    failing = {p.name.replace(".stats.json", ".tar") for p in out.glob("*.stats.json")
+               if json.loads(p.read_text())["failures"]}
+    assert failing and failing != set(before)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
+    r5 = run(*args[:-2], "-q", "--allow-failures", "--retry-failed", "--json")
+    assert r5.exit_code == 0, r5.output
+    assert json.loads(r5.stdout)["written"] == len(failing)
+    assert {n for n, t in mtimes.items() if (out / n).stat().st_mtime_ns != t} == failing
+    assert tar_hashes(out) == before
+
+    # --overwrite replaces the old run with the new settings.
+    r6 = run("handdrawn", drawings, "--out", out, "--size", 32, "-q", "--overwrite", "--allow-failures")
+    assert r6.exit_code == 0, r6.output
+    assert verify(out).ok and json.loads((out / "manifest.json").read_text())["config"]["handdrawn"]["size"] == 32
 
 
 def test_handdrawn_skip_low_and_workers(drawings, tmp_path):
