@@ -18,11 +18,12 @@ Sampling is bilinear with pixel centres at +0.5 (no area filter: zooming out far
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from udpgen.errors import SettingsError
+from udpgen.settings import check_settings, setting
 from udpgen.io.alpha import premultiply
 
 __all__ = ["SettingsError", "CompositeSettings", "PasteParams", "Composites", "composite", "sample_params",
@@ -33,33 +34,21 @@ __all__ = ["SettingsError", "CompositeSettings", "PasteParams", "Composites", "c
 @dataclass(frozen=True)
 class CompositeSettings:
     """Ranges of the random paste. Probabilities in [0,1]; jitters are +- amplitudes of a factor around 1."""
-    bg_zoom: tuple[float, float] = (1.0, 1.6)  # background magnification over "just covers the output"
-    bg_hflip: float = 0.5
-    bg_vflip: float = 0.0
-    bg_brightness: float = 0.25
-    bg_contrast: float = 0.25
-    bg_saturation: float = 0.4
-    fg_scale: tuple[float, float] = (1.0, 1.0)  # cut-out scale about the output centre
-    fg_shift: float = 0.0                       # cut-out shift, at most this fraction of the output size
-    fg_hflip: float = 0.0
-    fg_brightness: float = 0.0
-    fg_contrast: float = 0.0
-    fg_saturation: float = 0.0
+    bg_zoom: tuple[float, float] = setting((1.0, 1.6), kind="pair", low=0, open_low=True)  # over "just covers"
+    bg_hflip: float = setting(0.5, low=0, high=1)
+    bg_vflip: float = setting(0.0, low=0, high=1)
+    bg_brightness: float = setting(0.25, low=0, high=1, open_high=True)
+    bg_contrast: float = setting(0.25, low=0, high=1, open_high=True)
+    bg_saturation: float = setting(0.4, low=0, high=1, open_high=True)
+    fg_scale: tuple[float, float] = setting((1.0, 1.0), kind="pair", low=0, open_low=True)  # about the centre
+    fg_shift: float = setting(0.0, low=0, high=1)    # cut-out shift, at most this fraction of the output size
+    fg_hflip: float = setting(0.0, low=0, high=1)
+    fg_brightness: float = setting(0.0, low=0, high=1, open_high=True)
+    fg_contrast: float = setting(0.0, low=0, high=1, open_high=True)
+    fg_saturation: float = setting(0.0, low=0, high=1, open_high=True)
 
     def __post_init__(self):
-        for f in fields(self):
-            v = getattr(self, f.name)
-            vals = v if isinstance(v, tuple) else (v,)
-            if f.type.startswith("tuple") and (not isinstance(v, tuple) or len(v) != 2 or not 0 < v[0] <= v[1]):
-                raise SettingsError(f"CompositeSettings.{f.name} must be a (low, high) pair with 0 < low <= high, "
-                                    f"got {v!r}")
-            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) and x >= 0
-                       for x in vals):
-                raise SettingsError(f"CompositeSettings.{f.name} must be finite and >= 0, got {v!r}")
-            if (f.name.endswith("flip") or f.name == "fg_shift") and v > 1:
-                raise SettingsError(f"CompositeSettings.{f.name} must be in [0, 1], got {v!r}")
-            if f.name.endswith(("brightness", "contrast", "saturation")) and v >= 1:
-                raise SettingsError(f"CompositeSettings.{f.name} must be in [0, 1), got {v!r}")
+        check_settings(self)
 
 
 @dataclass(frozen=True)

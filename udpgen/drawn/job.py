@@ -29,6 +29,7 @@ import numpy as np
 
 from udpgen.errors import UdpgenError
 from udpgen.io.images import is_image, list_images
+from udpgen.settings import check_settings, setting
 from udpgen.shards import Sample, ShardWriter, View, read_stats, sample_key, shard_name, split_of
 from udpgen.shards.folder import size_or_missing
 from udpgen.shards.schema import json_bytes
@@ -81,12 +82,15 @@ class HanddrawnSettings:
     alpha bounding box (plus 5 %) before fitting; min_confidence: mattes below it are listed in the stats
     (``low_confidence``), or left out (as failures) with skip_low; matte_max: longer side above which an
     image is shrunk before matting (0 = never); max_pixels: decompression-bomb limit."""
-    size: int = 512
-    crop: bool = False
-    min_confidence: float = 0.5
-    skip_low: bool = False
-    matte_max: int = 2048
-    max_pixels: int = 8192 * 8192
+    size: int = setting(512, kind=int, low=0, high=8192)
+    crop: bool = setting(False, kind=bool)
+    min_confidence: float = setting(0.5, low=0, high=1)
+    skip_low: bool = setting(False, kind=bool)
+    matte_max: int = setting(2048, kind=int, low=0)
+    max_pixels: int = setting(8192 * 8192, kind=int, low=1)
+
+    def __post_init__(self):
+        check_settings(self)
 
 
 def character_id(name: str) -> str:

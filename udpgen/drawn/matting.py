@@ -61,13 +61,14 @@ is ignored, so a black or transparent canvas with a few strokes is a valid marke
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
 from udpgen.errors import SettingsError, UdpgenError
 from udpgen.drawn.soft_alpha import edges, guided_filter
+from udpgen.settings import check_settings, setting
 
 __all__ = ["MattingSettings", "MatteResult", "SettingsError", "matte", "alpha_is_meaningful",
            "marker_masks", "guided_filter"]
@@ -76,53 +77,50 @@ __all__ = ["MattingSettings", "MatteResult", "SettingsError", "matte", "alpha_is
 @dataclass(frozen=True)
 class MattingSettings:
     """Knobs of :func:`matte`. Colour distances are CIE76 Delta E in Lab (L in 0..100); lengths in pixels."""
-    bg_threshold: float = 10.0        # a pixel this close to a border colour may be background
-    pocket_threshold: float = 1.7     # an enclosed pocket's median interior colour, this close to a border colour
-    pocket_max_std: float = 5.0       # ... and the spread of its distances (flat fill), at most
-    pocket_min_area: float = 0.0005   # ... and its area as a fraction of the image, at least
-    pocket_gap_px: float = 6.0        # ... and at most pocket_max_hug of its boundary this close (at 512 px)
-    pocket_max_hug: float = 0.25      #     to the outside background (else: a light garment inside its outline)
-    gap_px: float = 3.0               # trapped ball radius (at 512 px): the outside background floods only
-    #                                   where a ball this wide fits, so outline gaps up to 2*gap_px px stay
-    #                                   closed (0: plain flood fill)
-    border_px: int = 2                # width of the frame that defines the background colour
-    max_border_colours: int = 3       # k-means centres on the frame
-    min_border_share: float = 0.15    # a centre must hold this share of the frame (the largest always counts)
-    max_centre_spread: float = 30.0   # ... and lie this close to the largest one
-    margin_px: int = 2                # half width of the band the watershed decides
-    edge_contrast: float = 14.0       # distance at which the watershed's elevation saturates (see _watershed)
-    edge_px: int = 1                  # half width of the soft-alpha band around the cut
-    min_contrast: float = 0.12        # |F - B| (RGB in 0..1) below which an edge pixel is not unmixed
-    unmix_tol: float = 0.06           # |aF + (1-a)B - C| (RGB in 0..1) up to which F explains C
-    texture_threshold: float = 2.5    # mean frame distance to the border colours above which the
-    #                                   background counts as textured (JPEG noise on a flat one is ~1)
-    texture_fallback: bool = True     # textured: grabCut (colour models) seeded from the frame instead
-    fallback_size: int = 256          # grabCut runs with the longer side at most this (it is slow)
-    edge_step: float = 50.0           # grey step (levels) of a clear edge (confidence on textured backgrounds)
-    loose_share: float = 0.6          # background this far (times bg_threshold) from the border colours
-    #                                   is only a loose match (confidence on flat backgrounds)
-    guided_radius: int = 2            # guided filter window radius (fallback soft alpha)
-    guided_eps: float = 1e-3          # guided filter regulariser (image in 0..1)
+    # a pixel this close to a border colour may be background
+    bg_threshold: float = setting(10.0, low=0, open_low=True)
+    # an enclosed pocket is background when its median interior colour is this close to a border colour,
+    # the spread of its distances (flat fill) at most pocket_max_std, its area (fraction of the image) at
+    # least pocket_min_area, and at most pocket_max_hug of its boundary within pocket_gap_px (at 512 px)
+    # of the outside background (else: a light garment inside its outline)
+    pocket_threshold: float = setting(1.7, low=0, open_low=True)
+    pocket_max_std: float = setting(5.0, low=0)
+    pocket_min_area: float = setting(0.0005, low=0, high=1)
+    pocket_gap_px: float = setting(6.0, low=0, open_low=True)
+    pocket_max_hug: float = setting(0.25, low=0, high=1)
+    # trapped ball radius (at 512 px): the outside background floods only where a ball this wide fits, so
+    # outline gaps up to 2 * gap_px px stay closed (0: plain flood fill)
+    gap_px: float = setting(3.0, low=0)
+    # the frame that defines the background colour: its width, k-means centres on it; a centre must hold
+    # min_border_share of the frame (the largest always counts) and lie max_centre_spread of the largest
+    border_px: int = setting(2, kind=int, low=0, open_low=True)
+    max_border_colours: int = setting(3, kind=int, low=0, open_low=True)
+    min_border_share: float = setting(0.15, low=0, high=1)
+    max_centre_spread: float = setting(30.0, low=0, open_low=True)
+    # half width of the band the watershed decides; distance at which its elevation saturates (_watershed)
+    margin_px: int = setting(2, kind=int, low=0, open_low=True)
+    edge_contrast: float = setting(14.0, low=0, open_low=True)
+    # soft alpha: half width of the band around the cut; |F - B| (RGB in 0..1) below which an edge pixel is
+    # not unmixed; |aF + (1-a)B - C| up to which F explains C
+    edge_px: int = setting(1, kind=int, low=0)
+    min_contrast: float = setting(0.12, low=0)
+    unmix_tol: float = setting(0.06, low=0)
+    # mean frame distance to the border colours above which the background counts as textured (JPEG noise
+    # on a flat one is ~1); textured: grabCut (colour models) seeded from the frame instead, with the
+    # longer side at most fallback_size (it is slow)
+    texture_threshold: float = setting(2.5, low=0)
+    texture_fallback: bool = setting(True, kind=bool)
+    fallback_size: int = setting(256, kind=int, low=0, open_low=True)
+    # confidence: grey step (levels) of a clear edge on textured backgrounds; on flat ones, background this
+    # far (times bg_threshold) from the border colours is only a loose match
+    edge_step: float = setting(50.0, low=0, open_low=True)
+    loose_share: float = setting(0.6, low=0, open_low=True)
+    # guided filter (fallback soft alpha): window radius, regulariser (image in 0..1)
+    guided_radius: int = setting(2, kind=int, low=0, open_low=True)
+    guided_eps: float = setting(1e-3, low=0, open_low=True)
 
     def __post_init__(self):
-        positive = {"bg_threshold", "pocket_threshold", "pocket_gap_px", "edge_contrast", "edge_step",
-                    "loose_share", "max_centre_spread", "fallback_size", "border_px", "max_border_colours",
-                    "margin_px", "guided_radius", "guided_eps"}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("bool", bool):
-                if not isinstance(v, bool):
-                    raise SettingsError(f"MattingSettings.{f.name} must be bool, got {v!r}")
-                continue
-            kind = int if f.type in ("int", int) else float
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
-                raise SettingsError(f"MattingSettings.{f.name} must be {kind.__name__}, got {v!r}")
-            if not np.isfinite(v) or v < 0 or (f.name in positive and v <= 0):
-                raise SettingsError(f"MattingSettings.{f.name} must be {'> 0' if f.name in positive else '>= 0'}"
-                                    f" and finite, got {v!r}")
-        for name in ("pocket_min_area", "min_border_share", "pocket_max_hug"):
-            if getattr(self, name) > 1:
-                raise SettingsError(f"MattingSettings.{name} is a fraction in [0,1], got {getattr(self, name)!r}")
+        check_settings(self)
 
 
 @dataclass

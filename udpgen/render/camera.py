@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from udpgen.errors import UdpgenError
+from udpgen.settings import check_settings, setting
 
 __all__ = ["MMD_TO_WORLD", "Camera", "PerspectiveCamera", "OrthographicCamera", "CameraSampler", "look_at",
            "bounding_sphere", "camera_from_dict"]
@@ -210,25 +211,16 @@ class CameraSampler:
     bounding sphere just fits the image (1 = touching the nearer image border, times ``margin``);
     orthographic_prob: chance of an orthographic view (same framing rule).
     """
-    azimuth: tuple[float, float] = (-180.0, 180.0)
-    elevation: tuple[float, float] = (-10.0, 30.0)
-    roll: tuple[float, float] = (-8.0, 8.0)
-    fov: tuple[float, float] = (25.0, 45.0)
-    distance: tuple[float, float] = (1.0, 1.2)
-    orthographic_prob: float = 0.0
-    margin: float = 1.02
+    azimuth: tuple[float, float] = setting((-180.0, 180.0), kind="pair")
+    elevation: tuple[float, float] = setting((-10.0, 30.0), kind="pair", low=-89, high=89)
+    roll: tuple[float, float] = setting((-8.0, 8.0), kind="pair")
+    fov: tuple[float, float] = setting((25.0, 45.0), kind="pair", low=0, high=170, open_low=True, open_high=True)
+    distance: tuple[float, float] = setting((1.0, 1.2), kind="pair", low=1.0)      # the character must fit
+    orthographic_prob: float = setting(0.0, low=0, high=1)
+    margin: float = setting(1.02, low=1.0)
 
     def __post_init__(self):
-        for name in ("azimuth", "elevation", "roll", "fov", "distance"):
-            lo, hi = getattr(self, name)
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-                raise UdpgenError(f"camera {name} range must be finite with low <= high, got ({lo}, {hi})")
-        if not (0 < self.fov[0] and self.fov[1] < 170):
-            raise UdpgenError(f"camera fov range must lie in (0, 170) degrees, got {self.fov}")
-        if not (self.distance[0] >= 1.0 and self.margin >= 1.0):
-            raise UdpgenError("camera distance multiples and margin must be >= 1 (the character must fit)")
-        if max(abs(self.elevation[0]), abs(self.elevation[1])) > 89:
-            raise UdpgenError(f"camera elevation must lie in [-89, 89] degrees, got {self.elevation}")
+        check_settings(self)
 
     def sample(self, rng: np.random.Generator, centre, radius: float, width: int, height: int) -> Camera:
         """One camera looking at ``centre`` (3,) (world frame) from a random direction, framing the sphere of

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from udpgen.errors import UdpgenError
+from udpgen.settings import check_settings, setting
 
 from .camera import MMD_TO_WORLD, Camera
 from .character import Character, CharacterPose
@@ -59,24 +60,18 @@ class RenderSettings:
     light_color: MMD's light (154/255 grey); default_toon: shared toon 0..9 for materials without a toon
     (None = flat, as MMD); allow_empty: return an empty render flagged instead of raising
     EmptyRenderError; mipmaps: trilinear texture filtering."""
-    outline: bool = True
-    outline_px: float = 2.0
-    two_sided: bool = True
-    texture_alpha: bool = True
-    light_direction: tuple[float, float, float] = (-0.5, -1.0, -0.5)
-    light_color: float = MMD_LIGHT_COLOR
-    default_toon: int | None = None
-    allow_empty: bool = False
-    mipmaps: bool = True
+    outline: bool = setting(True, kind=bool)
+    outline_px: float = setting(2.0, low=0)
+    two_sided: bool = setting(True, kind=bool)
+    texture_alpha: bool = setting(True, kind=bool)
+    light_direction: tuple[float, float, float] = setting((-0.5, -1.0, -0.5), kind="vector", nonzero=True)
+    light_color: float = setting(MMD_LIGHT_COLOR, low=0)
+    default_toon: int | None = setting(None, kind=int, low=0, high=9, optional=True)
+    allow_empty: bool = setting(False, kind=bool)
+    mipmaps: bool = setting(True, kind=bool)
 
     def __post_init__(self):
-        d = np.asarray(self.light_direction, np.float64)
-        if d.shape != (3,) or not np.isfinite(d).all() or np.linalg.norm(d) < 1e-9:
-            raise UdpgenError(f"light_direction must be a finite non-zero 3-vector, got {self.light_direction}")
-        if not (self.outline_px >= 0 and np.isfinite(self.outline_px)):
-            raise UdpgenError(f"outline_px must be >= 0, got {self.outline_px}")
-        if self.default_toon is not None and not 0 <= self.default_toon <= 9:
-            raise UdpgenError(f"default_toon must be None or 0..9, got {self.default_toon}")
+        check_settings(self)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from udpgen.errors import ModelError
+from udpgen.settings import check_settings, fail, setting
 from udpgen.mmd.model import Model
 from udpgen.rig import quat as Q
 from udpgen.rig.motion import FramePose
@@ -62,31 +63,22 @@ class SamplerSettings:
     look_deg: largest head turn left/right; eye_deg: largest eye turn.
     grip: largest finger curl, 0 (open hands) .. 1 (fists). tries: candidates per arm against torso hits.
     """
-    amplitude: float = 1.0
-    symmetric_prob: float = 0.15
-    crouch_prob: float = 0.15
-    sit_prob: float = 0.1
-    lift_foot_prob: float = 0.15
-    legs: str = "ik"
-    look_deg: float = 60.0
-    eye_deg: float = 15.0
-    grip: float = 1.0
-    tries: int = 8
+    amplitude: float = setting(1.0, low=0, high=1)
+    symmetric_prob: float = setting(0.15, low=0, high=1)
+    crouch_prob: float = setting(0.15, low=0, high=1)
+    sit_prob: float = setting(0.1, low=0, high=1)
+    lift_foot_prob: float = setting(0.15, low=0, high=1)
+    legs: str = setting("ik", choices=("ik", "fk"))
+    look_deg: float = setting(60.0, low=0, high=90)
+    eye_deg: float = setting(15.0, low=0, high=45)
+    grip: float = setting(1.0, low=0, high=1)
+    tries: int = setting(8, kind=int, low=1, high=64)
 
     def __post_init__(self):
-        limits = {"amplitude": 1, "symmetric_prob": 1, "crouch_prob": 1, "sit_prob": 1, "lift_foot_prob": 1,
-                  "look_deg": 90, "eye_deg": 45, "grip": 1}
-        for name, hi in limits.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= hi:
-                raise ValueError(f"SamplerSettings.{name} = {v!r}: expected a number in [0, {hi}]")
-        if self.legs not in ("ik", "fk"):
-            raise ValueError(f"SamplerSettings.legs = {self.legs!r}: expected 'ik' or 'fk'")
-        if isinstance(self.tries, bool) or not isinstance(self.tries, int) or not 1 <= self.tries <= 64:
-            raise ValueError(f"SamplerSettings.tries = {self.tries!r}: expected an int in [1, 64]")
+        check_settings(self)
         total = self.crouch_prob + self.sit_prob + self.lift_foot_prob
         if total > 1 + 1e-9:
-            raise ValueError(f"SamplerSettings.crouch_prob + sit_prob + lift_foot_prob = {total!r}: must be <= 1")
+            fail(self, "crouch_prob + sit_prob + lift_foot_prob", total, "at most 1")
 
 
 # Hamilton product, vector rotation and cross product as einsums over constant tensors: one numpy call each

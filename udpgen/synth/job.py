@@ -18,7 +18,7 @@ import hashlib
 import os
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from udpgen.errors import UdpgenError
 from udpgen.mmd import Model, Motion, Pose, parse
 from udpgen.mmd.model import vmd_name_bytes
+from udpgen.settings import check_settings, setting
 from udpgen.shards.jobs import check_resume, describe, run_jobs
 from udpgen.shards import Sample, ShardWriter, View, sample_key, split_of, write_manifest, write_sizes
 from udpgen.shards.schema import json_bytes
@@ -42,22 +43,16 @@ class SynthConfig:
     motion_frames: frames taken from each matching motion; views: cameras per pose; views_per_sample:
     views in one sample (a character chunk); samples_per_shard: samples in one shard; seed: everything
     random derives from it."""
-    size: int = 256
-    poses: int = 16
-    motion_frames: int = 4
-    views: int = 2
-    views_per_sample: int = 8
-    samples_per_shard: int = 32
-    seed: int = 0
+    size: int = setting(256, kind=int, low=1, high=4096)
+    poses: int = setting(16, kind=int, low=0)
+    motion_frames: int = setting(4, kind=int, low=0)
+    views: int = setting(2, kind=int, low=1)
+    views_per_sample: int = setting(8, kind=int, low=1)
+    samples_per_shard: int = setting(32, kind=int, low=1)
+    seed: int = setting(0, kind=int, low=0)
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            low = 0 if f.name in ("poses", "motion_frames", "seed") else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise UdpgenError(f"synth setting {f.name}: expected an integer >= {low}, got {value!r}")
-        if self.size > 4096:
-            raise UdpgenError(f"synth setting size: at most 4096 pixels, got {self.size}")
+        check_settings(self)
 
 
 @dataclass(frozen=True)
