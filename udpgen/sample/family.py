@@ -6,12 +6,14 @@ not copied) and is varied by a seeded :class:`CharacterSpec`:
 
 * proportions: head-to-body ratio 3 (chibi) .. 7.5 (adult), height 0.85 .. 1.12, build (width) 0.85 .. 1.2,
   applied as one map to vertices and bones alike (bone heads, tails, fixed axes), so the rig stays valid;
-* hair: a style of strand cards (none/short, long straight, twin tails, ponytail, side hair), each card a
-  chain of bones under 頭 with rigid bodies (mode 0 on the head, mode 1 on the strand) and 6-DOF spring
-  joints, laid out as MMD modellers do;
-* garments: skirt length 0.6 .. 1.5 or no skirt (shorts: the skirt's faces dropped);
-* palettes and procedural textures: hair, eye, cloth, trim colours; skirt patterns plain/stripes/checks/
-  gradient.
+* hair: a style of strand cards (none/short, bob, long straight, twin tails, ponytail, side hair), each card
+  a chain of bones under 頭 with rigid bodies (mode 0 on the head, mode 1 on the strand) and 6-DOF spring
+  joints, laid out as MMD modellers do (:mod:`udpgen.sample.parts`);
+* garments: skirt length 0.6 .. 1.5 or no skirt (shorts: the skirt's faces dropped); a cape (30 %): two
+  flaring cards under 上半身2 with their own bodies and joints and a material of its own;
+* accessories (each 30 %): glasses, a brimmed hat, a ribbon, rigid on the head, one material;
+* palettes and procedural textures: hair, eye, cloth, trim, cape and accessory colours; skirt patterns
+  plain/stripes/checks/gradient.
 
 Deterministic: character ``i`` of seed ``S`` draws from ``numpy.random.default_rng([S, i])`` and the files
 are written without timestamps (PNG by :func:`udpgen.sample.character.png_bytes`), so the same seed writes
@@ -22,8 +24,8 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
-import math
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,15 +33,17 @@ import numpy as np
 
 from udpgen.errors import SettingsError, UdpgenError
 from udpgen.io.atomic import write_bytes_atomic
-from udpgen.mmd.model import Bone, BoneFlag, Joint, Model, RigidBody
+from udpgen.mmd.model import BoneFlag, Model
 from udpgen.mmd.pmx_writer import write_pmx
-from udpgen.sample.character import build_model, pack_weights, png_bytes
-from udpgen.sample.mesh import HAIR_AXES, HEAD_CENTER, grid_faces, joint_positions
+from udpgen.sample.character import build_model, png_bytes
+from udpgen.sample.mesh import HAIR_AXES, HEAD_CENTER, joint_positions, unit
+from udpgen.sample.parts import CARD_BONES, Card, Mesh, add_cards, append_mesh, glasses, hat, part_material, ribbon
 
-__all__ = ["CharacterSpec", "HAIR_STYLES", "PATTERNS", "draw_spec", "build_character", "character_name",
+__all__ = ["CharacterSpec", "HAIR_STYLES", "ACCESSORIES", "PATTERNS", "CARD_BONES", "draw_spec", "build_character", "character_name",
            "write_family"]
 
-HAIR_STYLES = ("short", "long", "twintails", "ponytail", "side")
+HAIR_STYLES = ("short", "bob", "long", "twintails", "ponytail", "side")
+ACCESSORIES = ("glasses", "hat", "ribbon")
 PATTERNS = ("plain", "stripes", "checks", "gradient")
 HEAD_RATIO_RANGE = (3.0, 7.5)
 _STRAND_BONES = 4                                            # bones per hair card chain
@@ -61,6 +65,10 @@ class CharacterSpec:
     cloth_rgb: tuple
     trim_rgb: tuple
     skirt_rgb: tuple
+    cape: float = 0.0          # cape length factor, 0 = no cape
+    accessories: tuple = ()    # a subset of ACCESSORIES
+    cape_rgb: tuple = (120, 30, 40)
+    accessory_rgb: tuple = ((40, 40, 50), (200, 170, 120), (220, 60, 90))   # per ACCESSORIES entry
 
 
 def character_name(seed: int, index: int) -> str:
@@ -82,7 +90,10 @@ def draw_spec(seed: int, index: int) -> CharacterSpec:
         hair_length=float(rng.uniform(3.0, 9.0)),
         skirt=0.0 if rng.uniform() < 0.25 else float(rng.uniform(0.6, 1.5)),
         pattern=PATTERNS[rng.integers(len(PATTERNS))], hair_rgb=_colour(rng), eye_rgb=_colour(rng),
-        cloth_rgb=_colour(rng, v=(0.6, 1.0)), trim_rgb=_colour(rng), skirt_rgb=_colour(rng))
+        cloth_rgb=_colour(rng, v=(0.6, 1.0)), trim_rgb=_colour(rng), skirt_rgb=_colour(rng),
+        cape=float(rng.uniform(0.6, 1.3)) if rng.uniform() < 0.3 else 0.0,
+        accessories=tuple(a for a in ACCESSORIES if rng.uniform() < 0.3), cape_rgb=_colour(rng),
+        accessory_rgb=(_colour(rng, v=(0.1, 0.4)), _colour(rng), _colour(rng)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -157,103 +168,67 @@ def _skirt(model: Model, spec: CharacterSpec) -> Model:
 # ---------------------------------------------------------------------------------------------------
 # Hair strand cards with bones, rigid bodies and joints
 # ---------------------------------------------------------------------------------------------------
-def _strand_roots(spec: CharacterSpec) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
-    """(label, root on the unshaped head (3,), sideways unit (3,), card width) per card."""
+def _hair_cards(spec: CharacterSpec) -> list[Card]:
+    """The strand cards of ``spec``'s hair style (unshaped head frame; +Z is behind her)."""
     c, a = HEAD_CENTER, HAIR_AXES
-    back = lambda x, y: c + np.array([x * a[0], y * a[1], 0.92 * a[2]])   # noqa: E731  (+Z is behind her)
+    back = lambda x, y: c + np.array([x * a[0], y * a[1], 0.92 * a[2]])   # noqa: E731
+    L, X, Z = spec.hair_length, np.array([1.0, 0, 0]), np.array([0, 0, 1.0])
     if spec.hair == "short":
         return []
     if spec.hair == "long":
-        return [("後", back(0.0, -0.1), np.array([1.0, 0, 0]), 2.6)]
+        return [Card("後", back(0.0, -0.1), X, 2.6, L)]
     if spec.hair == "ponytail":
-        return [("後", back(0.0, 0.45), np.array([1.0, 0, 0]), 1.1)]
+        return [Card("後", back(0.0, 0.45), X, 1.1, L)]
     if spec.hair == "twintails":
-        return [(lr, c + np.array([s * 1.05 * a[0], 0.35 * a[1], 0.3 * a[2]]), np.array([0, 0, 1.0]), 1.0)
+        return [Card(lr, c + np.array([s * 1.05 * a[0], 0.35 * a[1], 0.3 * a[2]]), Z, 1.0, L)
                 for lr, s in (("左", 1.0), ("右", -1.0))]
-    return [(lr, c + np.array([s * 0.9 * a[0], -0.2 * a[1], -0.45 * a[2]]), np.array([0, 0, 1.0]), 0.7)
+    if spec.hair == "bob":             # a ring of short cards round the back and sides, to the jaw
+        out = []
+        for k, phi in enumerate(np.linspace(-0.6 * np.pi, 0.6 * np.pi, 5)):
+            d = np.array([np.sin(phi), 0.0, np.cos(phi)])
+            root = c + np.array([0, -0.15 * a[1], 0]) + 0.95 * a * d
+            out.append(Card("ボブ" + "ABCDE"[k], root, unit(np.cross([0, 1.0, 0], d)), 1.4, 1.6, back=0.1,
+                            limit_deg=15.0))
+        return out
+    return [Card(lr, c + np.array([s * 0.9 * a[0], -0.2 * a[1], -0.45 * a[2]]), Z, 0.7, L)
             for lr, s in (("左", 1.0), ("右", -1.0))]
 
 
 def _add_hair(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:
-    roots = _strand_roots(spec)
-    if not roots:
-        return model
-    bones, rigids, joints = list(model.bones), [], []
-    head = model.bone_index("頭")
+    head = model.bones[model.bone_index("頭")].position
     hair_mat = [m.name for m in model.materials].index("髪")
-    rigids.append(RigidBody("頭", "head", head, 0, 0xFFFE, 0, np.full(3, 1.6 * shape.k, np.float32),
-                            bones[head].position + np.float32([0, 1.2 * shape.k * spec.height, 0]),
-                            np.zeros(3, np.float32), 1.0, 0.5, 0.5, 0.0, 0.5, 0))
-    n0, P, N, U, B, W, F = len(model.positions), [], [], [], [], [], []
-    rows = 2 * _STRAND_BONES + 1
-    for label, root, side, width in roots:
-        one = np.ones(1)
-        r = shape.points(root[None], one)[0]
-        seg = spec.hair_length * spec.height / _STRAND_BONES
-        ids = []
-        for j in range(_STRAND_BONES + 1):
-            name = f"{label}髪{j + 1}"
-            parent = ids[-1] if ids else head
-            flags = BoneFlag.ROTATABLE | BoneFlag.VISIBLE | BoneFlag.OPERABLE | BoneFlag.TAIL_IS_BONE
-            pos = (r + np.array([0, -seg * j, 0.25 * j])).astype(np.float32)
-            ids.append(len(bones))
-            bones.append(Bone(name, f"hair_{label}{j + 1}", pos, parent, 0, int(flags), tail_index=-1))
-            if j:
-                bones[ids[-2]] = dataclasses.replace(bones[ids[-2]], tail_index=ids[-1])
-        for j in range(_STRAND_BONES):                       # one capsule per segment, on its upper bone
-            a, b = bones[ids[j]].position, bones[ids[j + 1]].position
-            mid, ln = (a + b) / 2, float(np.linalg.norm(b - a))
-            tilt = math.atan2(float(b[2] - a[2]), float(a[1] - b[1]))
-            rigids.append(RigidBody(f"{label}髪{j + 1}", f"hair_{label}{j + 1}", ids[j], 1, 0x0002, 2,
-                                    np.float32([0.25 * width, ln, 0]), mid.astype(np.float32),
-                                    np.float32([-tilt, 0, 0]), 0.2, 0.9, 0.99, 0.0, 0.5, 1))
-            lim = math.radians(25)
-            joints.append(Joint(f"{label}髪{j + 1}", f"hair_{label}{j + 1}", 0,
-                                0, 0,
-                                a.astype(np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32),
-                                np.zeros(3, np.float32), np.float32([-lim, -lim / 2, -lim]),
-                                np.float32([lim, lim / 2, lim]), np.zeros(3, np.float32),
-                                np.float32([5, 5, 5])))
-        # the card: rows along the chain x 3 columns across, two-sided hair material
-        t = np.linspace(0, 1, rows)
-        centre = np.array([bones[ids[0]].position + (bones[ids[-1]].position - bones[ids[0]].position) * s
-                           for s in t], np.float64)
-        taper = (1 - 0.6 * t)[:, None, None] * np.array([-0.5, 0.0, 0.5])[None, :, None]
-        grid = centre[:, None, :] + taper * width * side[None, None, :]
-        start = n0 + sum(len(p) for p in P)
-        P.append(grid.reshape(-1, 3))
-        nrm = np.cross(side, [0, -1.0, 0])
-        N.append(np.tile(nrm / np.linalg.norm(nrm), (rows * 3, 1)))
-        U.append(np.stack(np.meshgrid(np.linspace(0, 1, 3), t), -1).reshape(-1, 2))
-        seg_pos = t * _STRAND_BONES
-        lo = np.minimum(seg_pos.astype(int), _STRAND_BONES - 1)
-        frac = seg_pos - lo
-        bi = np.stack([np.array(ids)[lo], np.array(ids)[lo + 1], -np.ones(rows, int), -np.ones(rows, int)], 1)
-        wi = np.stack([1 - frac, frac, np.zeros(rows), np.zeros(rows)], 1)
-        B.append(np.repeat(bi, 3, 0)), W.append(np.repeat(wi, 3, 0))
-        F.append(grid_faces(rows, 3, start))
-    # fix the joint pairs: joint j of a card joins the previous rigid (the head for j = 0) to this one
-    ji, k = 0, 1
-    for label, *_ in roots:
-        prev = 0
-        for j in range(_STRAND_BONES):
-            joints[ji] = dataclasses.replace(joints[ji], rigid_a=prev, rigid_b=k)
-            prev, k, ji = k, k + 1, ji + 1
-    types, bids, bws = pack_weights(np.vstack(B), np.vstack(W))
-    n = sum(len(p) for p in P)
-    # new faces go at the end of the hair material's range (the hair material is the last one)
-    assert hair_mat == len(model.materials) - 1
-    mats = list(model.materials)
-    newf = np.vstack(F).astype(np.int32)
-    mats[hair_mat] = dataclasses.replace(mats[hair_mat], face_count=mats[hair_mat].face_count + len(newf))
-    cat = lambda a, b: np.concatenate([a, b.astype(a.dtype)])   # noqa: E731
-    return dataclasses.replace(
-        model, positions=cat(model.positions, np.vstack(P)), normals=cat(model.normals, np.vstack(N)),
-        uvs=cat(model.uvs, np.vstack(U)), additional_uvs=np.zeros((n0 + n, 0, 4), np.float32),
-        weight_types=cat(model.weight_types, types), bone_indices=cat(model.bone_indices, bids),
-        bone_weights=cat(model.bone_weights, bws), sdef=np.zeros((n0 + n, 3, 3), np.float32),
-        edge_scale=np.ones(n0 + n, np.float32), faces=cat(model.faces, newf), materials=tuple(mats),
-        bones=tuple(bones), rigid_bodies=tuple(rigids), joints=tuple(joints))
+    return add_cards(model, _hair_cards(spec), "頭", "髪", "hair", shape, 1.0,
+                     ("頭", "head", head + np.float32([0, 1.2, 0]), 1.6), ((0, 0xFFFE), (1, 0x0002)), hair_mat)
+
+
+def _add_cape(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:
+    """A cape from the shoulders down the back: two wide cards under 上半身2 (group 2, colliding with
+    everything but itself), in its own material."""
+    if not spec.cape:
+        return model
+    upper = joint_positions()["上半身2"]
+    cards = [Card(lr, np.array([s * 0.8, 14.9, 1.1]), np.array([1.0, 0, 0]), 1.7, spec.cape * 8.0, back=0.35,
+                  limit_deg=30.0, tip=1.6) for lr, s in (("左", 1.0), ("右", -1.0))]
+    mat = part_material("マント", "cape", model.textures.index("tex/cape.png"))
+    return add_cards(model, cards, "上半身2", "マント", "cape", shape, 0.0, ("上半身", "upper body", upper, 1.8),
+                     ((2, 0xFFFB), (2, 0xFFFB)), mat)
+
+
+def _add_accessories(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:
+    if not spec.accessories:
+        return model
+    uv = {k: ((i + 0.5) / len(ACCESSORIES), 0.5) for i, k in enumerate(ACCESSORIES)}   # one atlas column each
+    rng = np.random.default_rng(zlib.crc32(spec.name.encode()))     # stable across processes
+    meshes = []
+    for k in spec.accessories:
+        if k == "glasses":
+            meshes.append(glasses(model, shape, uv[k]))
+        elif k == "hat":
+            meshes.append(hat(model, shape, uv[k], rng))
+        elif k == "ribbon":
+            meshes.append(ribbon(model, shape, uv[k], 1.0 if rng.uniform() < 0.5 else -1.0))
+    mat = part_material("小物", "accessories", model.textures.index("tex/accessory.png"))
+    return append_mesh(model, Mesh.concat(meshes), mat)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -301,6 +276,14 @@ def build_textures(spec: CharacterSpec, base: dict[str, np.ndarray]) -> dict[str
     cloth[skirt, :3] = col[skirt].astype(np.uint8)
     cloth[(y2 > 88) & (y2 < 91), :3] = spec.trim_rgb                            # hem trim
     tex["tex/cloth.png"] = cloth
+    cape = np.empty((32, 32, 4), np.uint8)
+    cape[...] = (*spec.cape_rgb, 255)
+    cape[:3, :, :3] = spec.trim_rgb                                             # a trimmed collar edge
+    tex["tex/cape.png"] = cape
+    acc = np.empty((4, 4 * len(ACCESSORIES), 4), np.uint8)                      # one 4-px column per accessory
+    for i, rgb in enumerate(spec.accessory_rgb):
+        acc[:, 4 * i:4 * i + 4] = (*rgb, 255)
+    tex["tex/accessory.png"] = acc
     return tex
 
 
@@ -310,9 +293,12 @@ def build_textures(spec: CharacterSpec, base: dict[str, np.ndarray]) -> dict[str
 def build_character(spec: CharacterSpec) -> tuple[Model, dict[str, np.ndarray]]:
     """The :class:`Model` (path None) of ``spec`` and its textures {relative path: HxWx4 RGBA uint8}."""
     model, base = build_model()
+    model = dataclasses.replace(model, textures=model.textures + ("tex/cape.png", "tex/accessory.png"))
     model = _skirt(model, spec)
     model, shape = _reshape(model, spec)
     model = _add_hair(model, spec, shape)
+    model = _add_cape(model, spec, shape)
+    model = _add_accessories(model, spec, shape)
     model = dataclasses.replace(model, name=spec.name, name_en=spec.name,
                                 comment=f"{spec.name}: udpgen の生成キャラクター (CC0)",
                                 comment_en=f"{spec.name}: a generated udpgen family character (CC0)")

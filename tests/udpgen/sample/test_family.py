@@ -75,6 +75,34 @@ def test_specs_cover_the_ranges():
     assert {s.hair for s in specs} == set(family.HAIR_STYLES)
     assert {s.pattern for s in specs} == set(family.PATTERNS)
     assert any(s.skirt == 0 for s in specs) and max(s.skirt for s in specs) > 1.3
+    assert 0.15 < np.mean([s.cape > 0 for s in specs]) < 0.45
+    assert {a for s in specs for a in s.accessories} == set(family.ACCESSORIES)
+
+
+def test_capes_bobs_and_accessories_are_parts_with_their_own_bodies():
+    specs = [family.draw_spec(0, i) for i in range(200)]
+    caped = next(s for s in specs if s.cape > 0 and s.hair == "short")
+    model, textures = family.build_character(caped)
+    assert model.materials[-1].name == "マント" and textures["tex/cape.png"][5, 5, :3].tolist() == list(caped.cape_rgb)
+    upper = model.bone_index("上半身2")
+    cape_bones = [i for i, b in enumerate(model.bones) if "マント" in b.name]
+    assert len(cape_bones) == 2 * (family.CARD_BONES + 1) and model.bones[cape_bones[0]].parent == upper
+    modes = sorted(rb.mode for rb in model.rigid_bodies)
+    assert modes == [0] + [1] * 2 * family.CARD_BONES             # one kinematic anchor, the rest dynamic
+    tips = model.positions[-3:]                                  # the last card row: below the hips, behind her
+    assert tips[:, 1].max() < model.bones[model.bone_index("下半身")].position[1] and tips[:, 2].min() > 0
+    bob = next(s for s in specs if s.hair == "bob" and not s.cape)
+    model, _ = family.build_character(bob)
+    hair = [b for b in model.bones if "髪" in b.name]
+    assert len(hair) == 5 * (family.CARD_BONES + 1)
+    worn = next(s for s in specs if set(s.accessories) == set(family.ACCESSORIES))
+    model, _ = family.build_character(worn)
+    acc = model.materials[-1]
+    assert acc.name == "小物" and acc.face_count > 0
+    head = model.bone_index("頭")
+    first = sum(m.face_count for m in model.materials[:-1])
+    verts = np.unique(model.faces[first:])
+    assert (model.bone_indices[verts, 0] == head).all()             # rigid on the head
 
 
 def test_head_ratio_is_what_the_spec_says(fam):
