@@ -3,7 +3,7 @@
 One training sample is made from one shard sample (a character chunk, ``{character}-{chunk:04d}``):
 
 1. a worker streams shards (``resampled``: drawn with replacement, endless; or ``split`` by rank, then by
-   worker), groups tar members into samples as WebDataset does (own loop: see :func:`tar_samples`),
+   worker), groups tar members into samples through udpgen's one tar walker (:func:`tar_samples`),
    shuffles the still-compressed samples in a buffer, and skips and counts what it cannot use (reasons:
    read_error, missing_field, bad_metadata, decode_error) with one warning per reason and worker;
 2. it picks one target view and m reference views of the chunk: m + 1 distinct views when there are
@@ -35,8 +35,6 @@ re-creates the segment and skips the batches already used. Evaluation items are 
 from __future__ import annotations
 
 import json
-import re
-import tarfile
 import warnings
 import zlib
 from collections import Counter
@@ -50,11 +48,12 @@ import webdataset as wds
 
 from conr.config import RunConfig
 from conr.errors import ConfigError, ConrError
+from udpgen.io.alpha import premultiply as premultiply_alpha
+from udpgen.shards.schema import MEMBER_RE
 
 # OpenCV's own threads would oversubscribe the cores the DataLoader workers already use.
 cv2.setNumThreads(1)
 
-_RGBA_RE = re.compile(r"^(\d{3})\.rgba\.png$")
 
 
 class DataError(ConrError):
@@ -137,12 +136,12 @@ def check_shards(data_dir: str | Path, need_train: bool = True, backgrounds: str
     for path in shards.train[:3]:  # the first readable shard decides; a corrupt one is left to the stream
         try:
             members = _first_sample_members(path)
-        except (tarfile.TarError, OSError, EOFError):
+        except OSError:
             continue
         if members is None:
             continue
         names = sorted(members)
-        if "json" not in members or not any(_RGBA_RE.match(n) for n in members):
+        if "json" not in members or not any((m := MEMBER_RE.match(n)) and m["kind"] == "rgba" for n in members):
             raise DataError(f"{path}: sample members {names[:6]} are not of the udpgen shard schema "
                             "({key}.json, {key}.NNN.rgba.png, {key}.NNN.udp.png; see docs/formats.md)")
         break
@@ -150,27 +149,16 @@ def check_shards(data_dir: str | Path, need_train: bool = True, backgrounds: str
 
 
 def _first_sample_members(path: str) -> dict | None:
-    key, out = None, {}
-    with tarfile.open(path, "r|") as tar:
-        for ti in tar:
-            if not ti.isreg():
-                continue
-            k, _, ext = ti.name.rpartition("/")[2].partition(".")
-            if key is not None and k != key:
-                break
-            key, out[ext] = k, b""
-    return out or None
+    """The member names of the shard's first sample (after its key), or None for an empty shard."""
+    from udpgen.shards.reader import iter_members
+
+    for _, members in iter_members(path, lambda e: False):
+        return members
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------
 # One training item from one shard sample
-
-
-def _premultiplied(rgba8: np.ndarray) -> np.ndarray:
-    """(H, W, 4) uint8 straight alpha -> (H, W, 4) float32 premultiplied in [0, 1]."""
-    x = rgba8.astype(np.float32) * np.float32(1 / 255)
-    x[..., :3] *= x[..., 3:]
-    return x
 
 
 def _square(img: np.ndarray) -> np.ndarray:
@@ -197,7 +185,7 @@ def _crop_resize(img: np.ndarray, box, size: int, nearest: bool = False, premult
     y, x, c = box
     img = img[y:y + c, x:x + c]
     if premultiply:
-        img = _premultiplied(img)
+        img = premultiply_alpha(img)
     if c != size:
         # nearest for UDPs: blending landmarks (or landmarks with the zero background) invents landmarks
         interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if c > size else cv2.INTER_LINEAR
@@ -392,36 +380,21 @@ def _shuffle(samples, bufsize: int, initial: int, rng: np.random.Generator):
 
 
 def tar_samples(urls, on_error):
-    """Stream shards -> WebDataset-style samples {'__key__', '__url__', ext: bytes}, grouped by key as
-    webdataset groups them (``wds.tariterators.base_plus_ext``). Own loop rather than
-    ``wds.tarfile_samples`` because tarfile, and so webdataset, ends a shard quietly at a damaged header:
-    here whatever follows the point where tarfile stopped must be the zero padding of a tar's end, else
-    the rest of the shard is reported to ``on_error`` (a truncated or unreadable shard likewise)."""
-    from webdataset.tariterators import base_plus_ext
+    """Stream shards -> WebDataset-style samples {'__key__', '__url__', member: bytes} through udpgen's one
+    tar walker (:func:`udpgen.shards.reader.iter_members`), which also checks each shard's end: a truncated
+    or damaged shard (tarfile, and so webdataset, would end it quietly) reaches ``on_error`` as a DataError
+    and the stream goes on with the next shard."""
+    from udpgen.shards.reader import iter_members
 
     for url in urls:
+        def handler(exc: Exception, url=url) -> bool:
+            on_error(DataError(f"{url}: {exc}"))
+            return True
+
         try:
-            with open(url, "rb") as f:
-                sample: dict = {}
-                with tarfile.open(fileobj=f, mode="r|") as tar:
-                    for ti in tar:
-                        if not ti.isreg():
-                            continue
-                        key, ext = base_plus_ext(ti.name)
-                        if key is None:
-                            continue
-                        if sample and sample["__key__"] != key:
-                            yield sample
-                            sample = {}
-                        sample = sample or {"__key__": key, "__url__": url}
-                        sample[ext.lower()] = tar.extractfile(ti).read()
-                    end = tar.offset
-                if sample:
-                    yield sample
-                f.seek(end)
-                if f.read().strip(b"\0"):
-                    raise tarfile.ReadError(f"damaged tar header at byte {end}, the rest of the shard is lost")
-        except (tarfile.TarError, OSError, EOFError) as e:
+            for key, members in iter_members(url, handler):
+                yield {"__key__": key, "__url__": url, **members}
+        except OSError as e:                    # the file itself: missing, unreadable
             on_error(DataError(f"{url}: {type(e).__name__}: {e}"))
 
 

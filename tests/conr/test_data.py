@@ -281,3 +281,21 @@ def test_backgrounds_setting_is_checked_and_a_folder_of_images_is_used(shards, t
     # the built-in photos this setting used to fall back to are not
     assert len(pixels) > 0 and bool((pixels[:, 0] > pixels[:, 1] + 0.3).all())
     assert torch.allclose(pixels[:, 1], pixels[:, 2], atol=2 / 255)
+
+
+def test_a_truncated_or_missing_shard_is_reported_and_the_stream_goes_on(shards, tmp_path):
+    from conr.data import tar_samples
+
+    good = shards.train[0]
+    data = Path(good).read_bytes()
+    cut = tmp_path / "train-000098.tar"
+    cut.write_bytes(data[: len(data) * 2 // 3 // 512 * 512])   # cut on a block boundary: tarfile ends quietly
+    errors = []
+    out = list(tar_samples([str(cut), str(tmp_path / "missing.tar"), good], errors.append))
+    assert len(errors) == 2 and all(isinstance(e, DataError) for e in errors)
+    assert str(cut) in str(errors[0]) and "truncated" in str(errors[0])
+    assert "missing.tar" in str(errors[1])
+    whole = [s for s in out if s["__url__"] == good]
+    with tarfile.open(good) as t:
+        keys = {m.name.split(".", 1)[0] for m in t.getmembers()}
+    assert {s["__key__"] for s in whole} == keys and all("json" in s for s in whole)

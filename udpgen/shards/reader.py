@@ -86,6 +86,13 @@ def _iter_decoded(tar_path, decode, handler):
             yield item
 
 
+def iter_members(tar_path: str | os.PathLike, handler: Callable[[Exception], bool] | None = None
+                 ) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {member name after the key and its dot, e.g. 'json', '000.rgba.png': bytes}) per sample of one
+    tar, undecoded, with the one end-of-archive check (a truncated or damaged tar reaches ``handler``)."""
+    return _iter_decoded(tar_path, lambda key, g: (key, {n[len(key) + 1:]: b for n, b in g.items()}), handler)
+
+
 def iter_samples(tar_path: str | os.PathLike, handler: Callable[[Exception], bool] | None = None
                  ) -> Iterator[Sample]:
     """Samples of one shard, in order. ``handler`` (e.g. a :class:`SkipCounter`) decides what a corrupt

@@ -21,7 +21,7 @@ VAL_EVERY = 16             # 1 in 16 characters go to val
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _SPLIT_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 SHARD_RE = re.compile(r"^(?P<split>[a-z][a-z0-9_]{0,15})-(?P<index>\d{6,})\.tar$")
-_EXT_RE = re.compile(r"^(?:json|(?P<view>\d{3})\.(?P<kind>rgba|udp)\.png)$")
+MEMBER_RE = re.compile(r"^(?:json|(?P<view>\d{3})\.(?P<kind>rgba|udp)\.png)$")   # a member after its key
 _SAMPLE_KEYS = {"schema", "key", "character", "chunk", "source", "labelled", "model_file", "model_sha256", "views"}
 _VIEW_KEYS = {"index", "labelled", "size", "motion", "frame", "camera"}
 SOURCES = ("synthetic", "handdrawn")
@@ -184,7 +184,7 @@ def decode_sample(members: dict, where: str | None = None) -> Sample:
         exts = {n.split(".", 1)[1] if "." in n else "": v for n, v in members.items()}
     where = where or key
     for ext in exts:
-        if not _EXT_RE.match(ext):
+        if not MEMBER_RE.match(ext):
             raise FormatError(where, None, f"{key}.{ext}", "unexpected member (not json, NNN.rgba.png, NNN.udp.png)")
     if "json" not in exts:
         raise FormatError(where, None, f"{key}.json", "missing")
