@@ -50,13 +50,14 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_atomic(obj, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, os.replace: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    """torch.save through :func:`udpgen.io.atomic.atomic_path` (a unique temp file in the same folder,
+    fsynced, then os.replace): a reader never sees half a file, a failed save leaves no temp file."""
+    from udpgen.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -335,9 +335,9 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
         (out / "ckpt").mkdir(parents=True, exist_ok=True)
         import yaml
 
-        tmp = out / ".config.yaml.tmp"
-        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        os.replace(tmp, out / "config.yaml")
+        from udpgen.io.atomic import write_bytes_atomic
+
+        write_bytes_atomic(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     metrics = MetricsLog(out / "metrics.jsonl", step if ckpt else None) if main else None
     tb = _open_tensorboard(out, step if ckpt else None, log) if main and T.tensorboard else None
     lpips, msg = build_lpips(T, device) if main and val_source != "none" else (None, "")
