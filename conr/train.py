@@ -407,7 +407,8 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
             # disable=None: no bar when stderr is not a terminal (logs, the demo's child process)
             bar = tqdm(total=T.steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
         batches, done_here, nonfinite = None, 0, 0
-        window = {"t": time.perf_counter(), "steps": 0, "sums": torch.zeros(len(LOSS_NAMES) + 1, device=device)}
+        window = {"t": time.perf_counter(), "steps": 0, "wait": 0.0,
+                  "sums": torch.zeros(len(LOSS_NAMES) + 1, device=device)}
         while step < T.steps:
             if batches is None or step % segment_steps == 0:
                 # The stream of a segment is a function of (seed, segment start, rank, worker): restart it here
@@ -422,7 +423,9 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
             for group in optimizer.param_groups:
                 group["lr"] = lr
             for micro in range(T.grad_accum):
+                t_wait = time.perf_counter()
                 batch = next_batch(batches)
+                window["wait"] += time.perf_counter() - t_wait     # the loader's share of the step time
                 skipped.update(batch)
                 b = to_device(batch, device, T.channels_last)
                 sync = micro == T.grad_accum - 1 or world == 1
@@ -456,7 +459,7 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
                 dt = time.perf_counter() - window["t"]
                 rec = {"step": step, "split": "train", "loss": means[0], **dict(zip(LOSS_NAMES, means[1:])),
                        "lr": lr, "grad_norm": float(grad_norm), "samples_per_s": window["steps"] * T.batch_size / dt,
-                       "skipped": skipped.total()}
+                       "data_wait_share": window["wait"] / dt, "skipped": skipped.total()}
                 summary.update(step=step, train=rec)
                 if main:
                     metrics.write(rec)
@@ -466,7 +469,7 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
                     if bar is not None:
                         bar.set_postfix(loss=f"{rec['loss']:.4f}", photo=f"{rec['photo']:.4f}",
                                         samples_s=f"{rec['samples_per_s']:.1f}")
-                window = {"t": time.perf_counter(), "steps": 0, "sums": torch.zeros_like(window["sums"])}
+                window = {"t": time.perf_counter(), "steps": 0, "wait": 0.0, "sums": torch.zeros_like(window["sums"])}
             if bar is not None:
                 bar.update(1)
             if _stop_after is not None and done_here >= _stop_after:
