@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import zipfile
+
+import numpy as np
 
 import pytest
 from click.testing import CliRunner
@@ -24,8 +27,10 @@ def run(*args):
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     from udpgen.mmd import load
+    from udpgen.mmd.model import CameraKeys, LightKeys, Motion, Pose
     from udpgen.mmd.pmx_writer import write_pmx
     from udpgen.mmd.vmd import parse_vmd, vmd_bytes
+    from udpgen.mmd.vpd import write_vpd
 
     root = tmp_path_factory.mktemp("zoo")
     models, motions = root / "models", root / "motions"
@@ -41,12 +46,28 @@ def zoo(tmp_path_factory):
     sample = load(SAMPLE / "sample.pmx")
     write_pmx(skeleton_only(sample), models / "skeleton.pmx")
     write_pmx(make_model(), models / "accessory.pmx")
+    with zipfile.ZipFile(models / "zipped.zip", "w") as z:   # textures beside it; sorts after sample/
+        z.write(SAMPLE / "sample.pmx", "chara/sample.pmx")
+        for tex in sorted((SAMPLE / "tex").iterdir()):
+            z.write(tex, f"chara/tex/{tex.name}")
     motions.mkdir()
     shutil.copy(SAMPLE / "wave.vmd", motions / "wave.vmd")
     wave = (SAMPLE / "wave.vmd").read_bytes()
     (motions / "broken.vmd").write_bytes(wave[:len(wave) // 2 + 7])
     morph_only = dataclasses.replace(parse_vmd(wave), bones=type(parse_vmd(wave).bones)())
     (motions / "face.vmd").write_bytes(vmd_bytes(morph_only))
+    two = np.zeros(2, np.float32)
+    camera = Motion(cameras=CameraKeys(frame=np.array([0, 30], np.uint32), distance=two - 45,
+                                       target=np.zeros((2, 3), np.float32), rotation=np.zeros((2, 3), np.float32),
+                                       interpolation=np.full((2, 24), 20, np.uint8), fov=np.array([30, 30], np.uint32),
+                                       orthographic=np.zeros(2, bool)))
+    (motions / "camera.vmd").write_bytes(vmd_bytes(camera))
+    light = Motion(lights=LightKeys(frame=np.array([10], np.uint32), color=np.full((1, 3), 0.6, np.float32),
+                                    direction=np.array([[-0.5, -1.0, 0.5]], np.float32)))
+    (motions / "sub" / "light.vmd").parent.mkdir()
+    (motions / "sub" / "light.vmd").write_bytes(vmd_bytes(light))
+    q = np.array([0.0, 0.0, 0.0, 1.0])
+    write_vpd(Pose(bones=(("左腕", np.zeros(3), q), ("存在しない", np.zeros(3), q))), motions / "pose.vpd")
     res = run(models, "--motions", motions, "--json")
     text = run(models, "--motions", motions)
     return {"models": models, "motions": motions, "json": res, "text": text}
@@ -93,6 +114,10 @@ def test_doctor_verdicts(zoo):
     assert acc["textures"]["found"] == 0 and len(acc["textures"]["missing"]) == 3
     assert any(w.startswith("physics would drop 1 of 2") for w in acc["warnings"])
 
+    packed = rows["zipped.zip:chara/sample.pmx"]    # extracted for the texture lookup; the same bytes again
+    assert packed["verdict"] == "warnings" and packed["textures"]["found"] == 4
+    assert packed["reason"] == "same bytes as " + sample["file"] + " (synth uses one of them)"
+
     s = report["summary"]["models"]
     assert s["total"] == len(rows) and s["unusable"] == 3 and s["ok"] + s["warnings"] == len(rows) - 3
 
@@ -111,7 +136,7 @@ def test_doctor_gene(zoo, gene_dir):
 def test_doctor_motions(zoo):
     report = json.loads(zoo["json"].stdout)
     motions = {m["file"].rsplit("/", 1)[1]: m for m in report["motions"]}
-    assert set(motions) == {"wave.vmd", "broken.vmd", "face.vmd"}
+    assert set(motions) == {"wave.vmd", "broken.vmd", "face.vmd", "camera.vmd", "light.vmd", "pose.vpd"}
     wave = motions["wave.vmd"]
     assert wave["kind"] == "bone" and wave["frame_range"] == [0, 84] and wave["bone_tracks"] == 5
     tracks = {m["model"].split("/models/", 1)[1]: m["bones"] for m in wave["models"]}
@@ -122,7 +147,13 @@ def test_doctor_motions(zoo):
     assert motions["face.vmd"]["kind"] == "morph" and motions["face.vmd"]["bone_tracks"] == 0
     broken = motions["broken.vmd"]
     assert broken["kind"] == "unreadable" and "broken.vmd" in broken["reason"] and broken["models"] == []
-    assert report["summary"]["motions"] == {"total": 3, "bone": 1, "morph": 1, "unreadable": 1}
+    assert motions["camera.vmd"]["kind"] == "camera" and motions["camera.vmd"]["frame_range"] == [0, 30]
+    assert motions["light.vmd"]["kind"] == "light-only" and motions["light.vmd"]["frame_range"] == [10, 10]
+    pose = motions["pose.vpd"]
+    assert pose["kind"] == "pose" and pose["bone_tracks"] == 2 and pose["frame_range"] is None
+    assert {m["model"].split("/models/", 1)[1]: m["bones"] for m in pose["models"]}["sample/sample.pmx"] == [1, 2]
+    assert report["summary"]["motions"] == {"total": 6, "bone": 1, "morph": 1, "camera": 1, "light-only": 1,
+                                            "pose": 1, "unreadable": 1}
 
 
 def test_doctor_text_has_the_json_rows(zoo):
