@@ -31,7 +31,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -133,11 +133,10 @@ class _Checks:
         self.warnings: list[str] = []
 
 
-def check_model(source: ModelSource, motions=(), settings: DoctorSettings = DoctorSettings(),
-                cache_dir=None, renderer=None) -> dict:
+def check_model(source: ModelSource, motions=(), cache_dir=None, renderer=None) -> dict:
     """One model's row (see the module docstring). ``motions``: [(path, Motion | Pose)] to match tracks
     against; ``cache_dir``: where archives are extracted (a temporary folder of the run); ``renderer``:
-    a :class:`udpgen.render.Renderer` of ``settings.render_size`` for the test render, or None (not tried).
+    a :class:`udpgen.render.Renderer` for the test render, or None (not tried).
     Never raises for what the file holds: every failure is in the row."""
     from udpgen.mmd.summary import match_names, model_summary
 
@@ -177,7 +176,7 @@ def check_model(source: ModelSource, motions=(), settings: DoctorSettings = Doct
             canonical = _step(checks, "canonicalisation", lambda: _canonical(rig, row))
         if canonical is not None and renderer is not None and s["vertices"] and s["faces"]:
             _step(checks, "test render", lambda: _render(renderer, model, rig, canonical, row, checks))
-        # warnings the later steps raised (physics dropped etc.) come after the reader's
+        # what posing, skinning or the draw warned of comes after the reader's warnings
         for w in caught[len(row["read_warnings"]):]:
             msg = _oneline(str(w.message))
             if msg not in checks.warnings:
@@ -306,7 +305,7 @@ def _check_in_worker(source: ModelSource) -> dict:
         renderer, why = None, _oneline(describe(e))
     else:
         why = None
-    row = check_model(source, _WORKER["motions"], _WORKER["settings"], _WORKER["cache_dir"], renderer)
+    row = check_model(source, _WORKER["motions"], _WORKER["cache_dir"], renderer)
     if why is not None and row["verdict"] != "unusable":
         row["problems"].append(f"test render failed: {why}")
         row.update(verdict="unusable", reason=row["problems"][0])
@@ -345,8 +344,7 @@ def doctor(models_root, motions_root=None, settings: DoctorSettings = DoctorSett
         ok, why = gl_available()
         if not ok:
             render_note = f"not tried: no OpenGL context ({_oneline(why)})"
-            settings = DoctorSettings(render=False, render_size=settings.render_size, workers=settings.workers,
-                                      timeout=settings.timeout)
+            settings = replace(settings, render=False)
     with tempfile.TemporaryDirectory(prefix="udpgen-doctor-") as cache:
         def on_done(_outcome) -> None:
             if progress:
@@ -354,7 +352,10 @@ def doctor(models_root, motions_root=None, settings: DoctorSettings = DoctorSett
 
         outcomes = run_jobs(sources, _check_in_worker, workers=settings.workers, timeout=settings.timeout,
                             initializer=_init_worker, initargs=(motions, settings, cache), on_done=on_done)
-        _WORKER.clear()                 # the in-process renderer and motions go with the run
+        renderer = _WORKER.pop("renderer", None)     # made in this process when workers == 1
+        if renderer is not None:
+            renderer.close()
+        _WORKER.clear()
     rows, first_of = [], {}
     for o in outcomes:
         if o.ok:
@@ -383,8 +384,7 @@ def doctor(models_root, motions_root=None, settings: DoctorSettings = DoctorSett
                "motions": {"total": len(motion_rows), **{k: kinds.get(k, 0) for k in MOTION_KINDS if kinds.get(k)}},
                "seconds": round(time.perf_counter() - started, 3)}
     return {"models_root": str(models_root), "motions_root": str(motions_root) if motions_root else None,
-            "settings": {"render": settings.render, "render_size": settings.render_size,
-                         "workers": settings.workers, "timeout": settings.timeout},
+            "settings": asdict(settings),
             "render_note": render_note, "models": rows, "motions": motion_rows, "summary": summary}
 
 
