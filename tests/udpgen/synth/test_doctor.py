@@ -200,3 +200,20 @@ def test_doctor_bad_arguments(tmp_path, args):
     assert res.exit_code == 1
     assert res.stdout == "" and len(res.stderr.strip().splitlines()) == 1, res.output
     assert "Traceback" not in res.output
+
+
+def test_doctor_on_the_robustness_corpus(tmp_path):
+    """Every file of the robustness corpus (tests/robustness_corpus.py, issue #13 item 4): the verdict agrees
+    with what the corpus says of it. Skips where the corpus is not in this checkout."""
+    corpus = pytest.importorskip("robustness_corpus")
+    entries = corpus.write_corpus(tmp_path)
+    res = run(tmp_path, "--motions", tmp_path / "motions", "--json")
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    report = json.loads(res.stdout)
+    seen = {}
+    for r in report["models"]:
+        seen[r["file"][len(str(tmp_path)) + 1:]] = r["verdict"] != "unusable"
+    for r in report["motions"]:
+        seen[r["file"][len(str(tmp_path)) + 1:]] = r["kind"] == "bone"
+    expected = {name: e.usable for name, e in entries.items()}
+    assert seen == expected
