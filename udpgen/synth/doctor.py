@@ -12,7 +12,8 @@ found the way ``udpgen synth`` finds them (:func:`udpgen.synth.sources.discover_
   :data:`T_POSE_MAX_DROOP_DEG` (mean of both arms), else ``A``;
 * physics: :func:`udpgen.rig.physics.usable_physics`'s summary (bodies and joints kept, and why any are dropped);
 * whether canonicalisation succeeds and whether one small test render (the canonical A-pose, one front
-  camera, ``render_size`` px, the renderer ``udpgen render`` uses) sees the character;
+  camera, ``render_size`` px, the renderer ``udpgen render`` uses) sees the character and gives a UDP image
+  the shard writer accepts;
 * for each motion, how many of its bone and morph tracks name the model's bones and morphs;
 * a verdict: ``ok``, ``warnings`` (usable, with something to look at: textures missing, physics dropped,
   tolerated oddities the readers warned of, the same file twice) or ``unusable`` (cannot be read, no
@@ -230,6 +231,7 @@ def _canonical(rig, row: dict):
 def _render(renderer, model: Model, rig, canonical, row: dict, checks: _Checks) -> None:
     """One front view of the canonical A-pose; the renderer's warnings (other than missing textures, which
     the row lists already) become warnings."""
+    from udpgen.io.udp import validate
     from udpgen.render import CameraSampler
 
     row["render"] = {"ok": False}
@@ -251,6 +253,7 @@ def _render(renderer, model: Model, rig, canonical, row: dict, checks: _Checks) 
                 char.release()
             except Exception:  # noqa: BLE001 - freeing GL objects of a failed draw must not hide its error
                 pass
+    validate(out.udp, f"{model.path}: test render")     # the shard writer's check: what synth would refuse
     row["render"] = {"ok": True, "size": renderer.width, "coverage": round(float(out.coverage), 4)}
     new = {k: n - before.get(k, 0) for k, n in renderer.warnings.items() if n > before.get(k, 0)}
     new.pop("missing_texture", None)

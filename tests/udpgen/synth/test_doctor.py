@@ -77,6 +77,15 @@ def _rows(report) -> dict:
     return {r["file"].split("/models/", 1)[1]: r for r in report["models"]}
 
 
+def test_rest_label_and_motion_kind():
+    from udpgen.mmd.model import Motion, Pose
+    from udpgen.synth.doctor import T_POSE_MAX_DROOP_DEG, motion_kind, rest_label
+
+    assert rest_label((0.0, 1.5)) == "T" and rest_label((-5.0, 4.0)) == "T"
+    assert rest_label((35.0, 33.0)) == "A" and rest_label((T_POSE_MAX_DROOP_DEG, T_POSE_MAX_DROOP_DEG)) == "A"
+    assert motion_kind(Motion()) == "empty" and motion_kind(Pose()) == "pose"
+
+
 def test_doctor_verdicts(zoo):
     res = zoo["json"]
     assert res.exit_code == 0, res.output
