@@ -19,7 +19,7 @@ __all__ = ["register", "doctor_cmd"]
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes checking models; >= 2: a model that crashes or hangs the GL driver costs only its row.")
 @click.option("--timeout", type=float, default=300.0, show_default=True,
-              help="Seconds one model may take with --workers >= 2 (its worker is then killed, the model retried once).")
+              help="Seconds one model may take with --workers >= 2 (then killed and retried once).")
 @click.option("--no-render", is_flag=True, help="Skip the test render (canonicalisation is the last check).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as one JSON document on stdout.")
 def doctor_cmd(models, motions, workers, timeout, no_render, as_json):
