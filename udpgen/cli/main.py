@@ -149,6 +149,7 @@ def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json
 def _register_commands() -> None:
     """Commands that live beside the library parts they drive."""
     from udpgen.cli import characters as cli_characters
+    from udpgen.cli import doctor as cli_doctor
     from udpgen.cli import handdrawn as cli_handdrawn
     from udpgen.cli import matting as cli_matting
     from udpgen.cli import render as cli_render
@@ -156,6 +157,7 @@ def _register_commands() -> None:
     from udpgen.cli import synth as cli_synth
 
     cli_characters.register(main)
+    cli_doctor.register(main)
     cli_handdrawn.register(main)
     cli_matting.register(main)
     cli_render.register(main)

@@ -49,15 +49,26 @@ def check_character(model, skeleton=None) -> dict[str, int]:
 
 def required_bones(skeleton) -> dict[str, int]:
     """Indices of the bones canonicalisation needs; ModelError naming every missing one."""
-    names = [CENTRE] + [n for arm in ARMS for n in arm[:2]]
-    found = {n: skeleton.index(n) for n in names}
-    height = next((skeleton.index(n) for n in HEIGHT_BONES if skeleton.index(n) >= 0), -1)
-    missing = [n for n, i in found.items() if i < 0] + (["首 (or 頭)"] if height < 0 else [])
+    missing = missing_bones(skeleton)
     if missing:
         raise ModelError(f"cannot canonicalise: the model has no {', '.join(missing)} bone"
                          f"{'s' if len(missing) > 1 else ''} (standard MMD names are required)")
-    found["height"] = height
+    found = {n: skeleton.index(n) for n in _REQUIRED}
+    found["height"] = next(skeleton.index(n) for n in HEIGHT_BONES if skeleton.index(n) >= 0)
     return found
+
+
+_REQUIRED = (CENTRE,) + tuple(n for arm in ARMS for n in arm[:2])
+
+
+def missing_bones(skeleton) -> list[str]:
+    """Names of the bones canonicalisation needs that ``skeleton`` lacks ([] for a humanoid rig), in a fixed
+    order; the height bone is listed as '首 (or 頭)'. The one humanoid check (:func:`required_bones`,
+    ``udpgen doctor``)."""
+    missing = [n for n in _REQUIRED if skeleton.index(n) < 0]
+    if all(skeleton.index(n) < 0 for n in HEIGHT_BONES):
+        missing.append("首 (or 頭)")
+    return missing
 
 
 def arm_droop_deg(positions: np.ndarray, skeleton) -> tuple[float, float]:
