@@ -12,10 +12,11 @@ from udpgen.errors import SettingsError, UdpgenError
 from udpgen.render.camera import CameraSampler
 from udpgen.render.renderer import RenderSettings
 from udpgen.rig.sampler import SamplerSettings
+from udpgen.synth.doctor import DoctorSettings
 from udpgen.synth.job import SynthConfig
 
 CLASSES = [CompositeSettings, HanddrawnSettings, MattingSettings, CameraSampler, RenderSettings, SamplerSettings,
-           SynthConfig]
+           SynthConfig, DoctorSettings]
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from udpgen.errors import UdpgenError
+from udpgen.settings import check_settings, setting
 from udpgen.mmd import Model, Motion, Pose, load, parse
 from udpgen.shards.jobs import describe, run_jobs
 from udpgen.synth.sources import ModelSource, discover_models, discover_motions, materialise
@@ -56,18 +57,13 @@ class DoctorSettings:
     """render: try one test render per model (off: canonicalisation is the last check); render_size: its
     side in pixels; workers: processes checking models (>= 2: a crash in the GL driver costs one model);
     timeout: seconds one model may take with workers >= 2 (its worker is then killed)."""
-    render: bool = True
-    render_size: int = 64
-    workers: int = 1
-    timeout: float = 300.0
+    render: bool = setting(True, kind=bool)
+    render_size: int = setting(64, kind=int, low=8)
+    workers: int = setting(1, kind=int, low=1)
+    timeout: float = setting(300.0, low=0, open_low=True)
 
     def __post_init__(self):
-        for name, low in (("render_size", 8), ("workers", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise UdpgenError(f"doctor setting {name}: expected an integer >= {low}, got {value!r}")
-        if not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
-            raise UdpgenError(f"doctor setting timeout: expected seconds > 0, got {self.timeout!r}")
+        check_settings(self)
 
 
 def rest_label(droop_deg: tuple[float, float]) -> str:
