@@ -9,10 +9,12 @@ not copied) and is varied by a seeded :class:`CharacterSpec`:
 * hair: a style of strand cards (none/short, bob, long straight, twin tails, ponytail, side hair), each card
   a chain of bones under 頭 with rigid bodies (mode 0 on the head, mode 1 on the strand) and 6-DOF spring
   joints, laid out as MMD modellers do (:mod:`udpgen.sample.parts`);
-* garments: skirt length 0.6 .. 1.5 or no skirt (shorts: the skirt's faces dropped); a cape (30 %): two
+* garments: skirt length 0.6 .. 1.5, pleated (35 %: 8-16 pleats) or plain, a dress (25 %: the top in the
+  skirt's colour), or no skirt (shorts: the skirt's faces dropped); a cape (30 %): two
   flaring cards under 上半身2 with their own bodies and joints and a material of its own;
 * accessories (each 30 %): glasses, a brimmed hat, a ribbon, rigid on the head, one material;
-* palettes and procedural textures: hair, eye, cloth, trim, cape and accessory colours; skirt patterns
+* faces: eye colour and iris size; palettes and procedural textures: hair, eye, cloth, trim, cape and
+  accessory colours; skirt patterns
   plain/stripes/checks/gradient.
 
 Deterministic: character ``i`` of seed ``S`` draws from ``numpy.random.default_rng([S, i])`` and the files
@@ -69,6 +71,9 @@ class CharacterSpec:
     accessories: tuple = ()    # a subset of ACCESSORIES
     cape_rgb: tuple = (120, 30, 40)
     accessory_rgb: tuple = ((40, 40, 50), (200, 170, 120), (220, 60, 90))   # per ACCESSORIES entry
+    pleats: int = 0            # skirt pleats around (0 = a plain flared skirt)
+    dress: bool = False        # the top takes the skirt's colour: one dress
+    iris: float = 1.0          # iris and pupil size factor (eye texture)
 
 
 def character_name(seed: int, index: int) -> str:
@@ -93,7 +98,9 @@ def draw_spec(seed: int, index: int) -> CharacterSpec:
         cloth_rgb=_colour(rng, v=(0.6, 1.0)), trim_rgb=_colour(rng), skirt_rgb=_colour(rng),
         cape=float(rng.uniform(0.6, 1.3)) if rng.uniform() < 0.3 else 0.0,
         accessories=tuple(a for a in ACCESSORIES if rng.uniform() < 0.3), cape_rgb=_colour(rng),
-        accessory_rgb=(_colour(rng, v=(0.1, 0.4)), _colour(rng), _colour(rng)))
+        accessory_rgb=(_colour(rng, v=(0.1, 0.4)), _colour(rng), _colour(rng)),
+        pleats=int(rng.integers(8, 17)) if rng.uniform() < 0.35 else 0, dress=bool(rng.uniform() < 0.25),
+        iris=float(rng.uniform(0.8, 1.15)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -162,6 +169,11 @@ def _skirt(model: Model, spec: CharacterSpec) -> Model:
     drop = (top - pos[verts, 1]) / max(1e-6, float(top - pos[verts, 1].min()))
     pos[verts, 0] *= 1 + 0.15 * drop * (spec.skirt - 0.6)
     pos[verts, 2] *= 1 + 0.15 * drop * (spec.skirt - 0.6)
+    if spec.pleats:     # pleats: the radius ripples around the body, more towards the hem
+        phi = np.arctan2(pos[verts, 0], pos[verts, 2])
+        k = 1 + 0.08 * drop * np.cos(spec.pleats * phi)
+        pos[verts, 0] *= k
+        pos[verts, 2] *= k
     return dataclasses.replace(model, positions=pos)
 
 
@@ -250,8 +262,9 @@ def build_textures(spec: CharacterSpec, base: dict[str, np.ndarray]) -> dict[str
     tex["tex/hair.png"] = _recolour(base["tex/hair.png"], spec.hair_rgb)
     face = base["tex/face.png"].copy()
     yy, xx = np.mgrid[0:64, 0:64] + 0.5
-    iris = ((xx - 32) / 17) ** 2 + ((yy - 35) / 21) ** 2 < 1
-    pupil = ((xx - 32) / 7) ** 2 + ((yy - 35) / 10) ** 2 < 1
+    k = spec.iris
+    iris = ((xx - 32) / (17 * k)) ** 2 + ((yy - 35) / (21 * k)) ** 2 < 1
+    pupil = ((xx - 32) / (7 * k)) ** 2 + ((yy - 35) / (10 * k)) ** 2 < 1
     glint = (xx - 25) ** 2 + (yy - 26) ** 2 < 25
     shade = np.clip((yy - 14) / 42, 0, 1)[..., None]
     eye = (1 - shade) * np.asarray(spec.eye_rgb) * 0.6 + shade * np.asarray(spec.eye_rgb)
@@ -262,7 +275,8 @@ def build_textures(spec: CharacterSpec, base: dict[str, np.ndarray]) -> dict[str
     cloth = base["tex/cloth.png"].copy()
     y2, x2 = np.mgrid[0:128, 0:128] + 0.5
     top = y2 < 64
-    cloth[top & (cloth[..., 0] > 200), :3] = spec.cloth_rgb                     # the light body of the top
+    body = spec.skirt_rgb if spec.dress and spec.skirt else spec.cloth_rgb
+    cloth[top & (cloth[..., 0] > 200), :3] = body                               # the light body of the top
     cloth[top & (cloth[..., 2] == 110), :3] = spec.trim_rgb                     # collar, cuffs
     skirt = (y2 >= 64) & (y2 < 96)
     base_rgb, trim = np.asarray(spec.skirt_rgb, np.float64), np.asarray(spec.trim_rgb, np.float64)
