@@ -36,7 +36,7 @@ from bench.common import report  # noqa: E402
 
 
 def baselines(shards, cfg, max_samples: int) -> dict:
-    """L1 of the baselines over the labelled held-out items (the items photo_gt_udp is measured on)."""
+    """L1 of the baselines over the labelled held-out items (the items photo_gt is measured on)."""
     from conr.data import eval_loader
 
     sums = {"nearest-reference": 0.0, "oracle-reference": 0.0, "empty": 0.0}
@@ -96,8 +96,8 @@ def main() -> None:
     vals = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     vals = [r for r in vals if r["split"] == "val"]
     first, last = vals[0], vals[-1]
-    rows = [{"step": r["step"], "photo": r.get("photo_gt_udp", float("nan")), "photo_pipeline": r["photo"],
-             "ratio_to_step0": r.get("photo_gt_udp", float("nan")) / first.get("photo_gt_udp", float("nan")),
+    rows = [{"step": r["step"], "photo": r.get("photo_gt", float("nan")), "photo_pipeline": r["photo"],
+             "ratio_to_step0": r.get("photo_gt", float("nan")) / first.get("photo_gt", float("nan")),
              "udp": r.get("udp", float("nan")), "mask": r.get("mask", float("nan"))} for r in vals]
     final = rows[-1]["photo"]
     checks = {"below_0.6x_step0": final < 0.6 * rows[0]["photo"],

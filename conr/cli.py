@@ -357,8 +357,9 @@ def detect(input_path, checkpoint, out_dir, npz, size, background, margin, devic
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Data loader processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--per-character", is_flag=True, help="Also report every character's rows (held-out characters).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
-def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, workers, device, as_json):
+def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, workers, device, per_character, as_json):
     """L_photo (and LPIPS when its weights are local) on validation data per number of reference views n,
     like the paper's Table 1, with the nearest-reference baseline beside it.
 
@@ -370,6 +371,7 @@ def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, worke
     from conr.evaluate import evaluate_views, format_table
     from conr.infer import model_from_checkpoint, pick_device
     from conr.losses import build_lpips
+    from conr.metrics import lpips_variant
 
     try:
         dev = pick_device(device)
@@ -379,6 +381,7 @@ def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, worke
         with _LazyBar(total, "conr evaluate", "item") as bar:
             result = evaluate_views(model, cfg, data, max_views=max_views, max_samples=samples, source=source,
                                     holdout=holdout, batch=batch, workers=workers, device=dev, lpips=lpips,
+                                    lpips_variant=lpips_variant(cfg.train), per_character=per_character,
                                     progress=bar.update)
     except _input_errors() as e:
         raise _one_line(e) from None

@@ -50,7 +50,7 @@ from conr.config import RunConfig
 from conr.data import (DataError, SkipTotals, check_shards, check_split, eval_loader, eval_source, train_loader,
                        unwrap_worker_error)
 from conr.errors import ConfigError, ConrError
-from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss, mask_loss, udp_loss
+from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss
 from conr.nn.conr import CoNR, TrainOutput
 from conr.nn.detector import fuse_detections
 from conr.weights import load_strict, load_weights
@@ -156,43 +156,32 @@ def evaluate(model: CoNR, batches: Iterable[dict], max_samples: int, device: tor
              autocast=contextlib.nullcontext, lpips=None, channels_last: bool = False) -> tuple[dict, dict | None]:
     """Validation over up to ``max_samples`` items -> (metrics, the first batch with predictions).
 
-    metrics: photo (L_photo of the whole pipeline: detector on the composites -> renderer), photo_gt_udp
-    (L_photo with the ground-truth target UDP, labelled samples), udp and mask (Eq. 2, 3, labelled),
-    lpips (pipeline, when available), samples, labelled. Runs in eval mode (BatchNorm running stats)."""
+    metrics: those of :mod:`conr.metrics` (the same function as ``conr evaluate``) at n = model.views:
+    photo, photo_gt, nearest_ref, lpips, lpips_gt (when measured), udp and mask, samples, labelled. Runs in
+    eval mode."""
+    from conr.metrics import PER_N, Metrics, measure_batch
+
     was_training = model.training
     model.eval()
-    sums, counts, first = {}, {"samples": 0, "labelled": 0}, None
+    metrics, first, n_views = Metrics(), None, model.cfg.views
     try:
         for batch in batches:
-            n = min(len(batch["key"]), max_samples - counts["samples"])
+            n = min(len(batch["key"]), max_samples - metrics.samples)
             if n <= 0:
                 break
             b = to_device({k: v[:n] for k, v in batch.items() if isinstance(v, (torch.Tensor, list))},
                           device, channels_last)
-            lab = b["labelled"]
-            with autocast():
-                out = model.forward_train(b["refs"], b["target_composites"])
-                gt = model(b["refs"][lab], b["target_udp"][lab]) if lab.any() else None
-            per = (out.rgba.float() - b["target_rgba"]).abs().mean((1, 2, 3))
-            parts = {"photo": (per.sum(), n)}
-            if gt is not None:
-                k = int(lab.sum())
-                parts["photo_gt_udp"] = ((gt.float() - b["target_rgba"][lab]).abs().mean((1, 2, 3)).sum(), k)
-                parts["udp"] = (udp_loss(out.detections, b["target_udp"], lab) * k, k)
-                parts["mask"] = (mask_loss(out.detections, b["target_udp"], lab) * k, k)
-            if lpips is not None:
-                parts["lpips"] = (lpips(out.rgba[:, :3], b["target_rgba"][:, :3]).sum(), n)
-            for name, (s, c) in parts.items():
-                total, cnt = sums.get(name, (0.0, 0))
-                sums[name] = (total + float(s), cnt + c)
-            counts["samples"] += n
-            counts["labelled"] += int(lab.sum())
-            if first is None:
+            with torch.no_grad(), autocast():
+                out = measure_batch(model, b, [n_views], metrics, lpips)
+            if first is None and out:
                 first = {**{k: v.float().cpu() for k, v in b.items() if isinstance(v, torch.Tensor)},
-                         "pred": out.rgba.float().cpu(), "pred_udp": out.udp.float().cpu()}
+                         "pred": out["pred"].float().cpu(), "pred_udp": out["udp"].float().cpu()}
     finally:
         model.train(was_training)
-    return {**{k: s / max(c, 1) for k, (s, c) in sums.items()}, **counts}, first
+    res = {k: metrics.mean(n_views, k) for k in PER_N}
+    res.update(udp=metrics.mean(None, "udp"), mask=metrics.mean(None, "mask"))
+    return {**{k: v for k, v in res.items() if v is not None}, "samples": metrics.samples,
+            "labelled": metrics.labelled}, first
 
 
 def image_grid(batch: dict, rows: int = 4) -> torch.Tensor:
