@@ -15,6 +15,7 @@ import torch
 
 from conr.config import RunConfig
 from conr.errors import ConrError
+from conr.weights import load_strict
 
 CKPT_FORMAT = "conr-train/1"
 # Config fields that may change on --resume: these keep the run exact ...
@@ -58,6 +59,26 @@ def save_atomic(obj, path: Path) -> None:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
+
+
+def make_state(cfg: RunConfig, step: int, world: int, model, optimizer, scaler, lr: float, data: dict,
+               vgg: bool) -> dict:
+    """The checkpoint dict (the one place its keys are written): format, config, step, world size, model,
+    optimizer and GradScaler state, the scheduler position, RNG states, the data position (``data``:
+    segment_steps, skipped counts) and whether L_vgg ran."""
+    return {"format": CKPT_FORMAT, "config": cfg.to_dict(), "step": step, "world_size": world,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "scheduler": {"kind": "warmup_cosine", "step": step, "lr": lr}, "rng": rng_state(), "data": data,
+            "vgg": vgg}
+
+
+def restore(ckpt: dict, path: Path, model, optimizer, scaler) -> int:
+    """Load a :func:`make_state` checkpoint into the run's objects and RNGs; returns its step."""
+    load_strict(model, ckpt["model"], path)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    return int(ckpt["step"])
 
 
 def load_checkpoint(path: Path) -> dict:

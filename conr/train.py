@@ -1,7 +1,9 @@
 """Train CoNR end to end from shards: ``conr train --config NAME|FILE --data SHARDS --out RUN``.
 
-The script reads top to bottom (nanoGPT style): :func:`train` sets up the processes, the run directory,
-the data, the model and the optimizer, then runs the loop; the helpers above it are small and separate.
+The script reads top to bottom (nanoGPT style; split as litgpt splits it): :func:`setup` makes the
+processes, the run directory, the data, the model, losses and optimizer into a :class:`Run`; :func:`fit` runs
+the loop, calling :func:`validate` and :func:`save_checkpoint` (whose keys :mod:`conr.checkpoint` owns);
+:func:`train` is setup then fit. The helpers above them are small and separate.
 
 * Forward: the detector on the k composites (their detections averaged, Eq. 2-4), the renderer on the m
   references driven by the target's ground-truth UDP when it has one, else by the detection
@@ -37,6 +39,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +47,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from conr.checkpoint import (CKPT_FORMAT, CheckpointError, compare_configs, load_checkpoint, rng_state,
-                             save_atomic, set_rng_state)
+from conr.checkpoint import CheckpointError, compare_configs, load_checkpoint, make_state, restore, save_atomic
 from conr.config import RunConfig
 from conr.data import (DataError, SkipTotals, check_shards, check_split, eval_loader, eval_source, train_loader,
                        unwrap_worker_error)
@@ -53,7 +55,7 @@ from conr.errors import ConfigError, ConrError
 from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss
 from conr.nn.conr import CoNR, TrainOutput
 from conr.nn.detector import fuse_detections
-from conr.weights import load_strict, load_weights
+from conr.weights import load_weights
 
 
 class TrainingError(ConrError):
@@ -228,16 +230,49 @@ def _open_tensorboard(out: Path, purge_step: int | None, log: Callable):
 # The script
 
 
-def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, resume: bool = False,
-          loader_fn: Callable | None = None, log: Callable[[str], None] = print,
-          _stop_after: int | None = None) -> dict:
-    """Train ``cfg`` on the shards in ``data``, writing the run to ``out``; returns a summary dict (step,
-    last train losses, last validation, skipped counts). Raises ConrError subclasses for bad input.
+@dataclass
+class Run:
+    """A set-up training run: what :func:`fit`, :func:`validate` and :func:`save_checkpoint` work on."""
+    cfg: RunConfig
+    out: Path
+    rank: int
+    world: int
+    device: torch.device
+    log: Callable[[str], None]
+    per_rank: int                       # samples per rank per micro-step
+    amp: str                            # 'bf16' | 'fp16' | 'off'
+    autocast: Callable
+    ckpt_path: Path
+    resumed: bool
+    shards: object                      # conr.data.ShardSet, or None with a test loader_fn
+    val_source: str
+    loader_fn: Callable
+    segment_steps: int
+    skipped: SkipTotals
+    model: CoNR
+    net: nn.Module                      # the train step module (DDP / compiled)
+    criterion: CoNRLoss
+    vgg: bool
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    step: int
+    metrics: MetricsLog | None
+    tb: object
+    lpips: object
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, resume: bool = False,
+          loader_fn: Callable | None = None, log: Callable[[str], None] = print) -> Run:
+    """Processes, devices, the run directory, the data, the model, losses and optimizer (restored from
+    ``out/ckpt/last.pt`` with ``resume``), logging. Raises ConrError subclasses for bad input before any run
+    folder is made.
 
     loader_fn(segment, rank, world, micro_batch) -> iterable of batches replaces the shard stream (tests).
-    _stop_after: stop after this many steps of this call without a final checkpoint, as a kill would.
     """
-    # -- processes, devices, run directory ---------------------------------------------------------
     rank, world, device = setup_distributed(cfg)
     main = rank == 0
     log = log if main else (lambda *_: None)
@@ -307,11 +342,7 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     step = 0
     if ckpt is not None:
-        load_strict(model, ckpt["model"], ckpt_path)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        step = int(ckpt["step"])
+        step = restore(ckpt, ckpt_path, model, optimizer, scaler)
         log(f"resumed {ckpt_path} at step {step}")
     net: nn.Module = _TrainStep(model, T.render_udp)
     if world > 1:
@@ -340,36 +371,56 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
         log(f"conr train: {cfg.preset} preset, {parameter_counts(model)['total']:,} parameters, device {device}, "
             f"world {world}, batch {T.batch_size} = {world} x {T.grad_accum} x {per_rank}, amp {amp}, "
             f"steps {step}..{T.steps}")
+    return Run(cfg, out, rank, world, device, log, per_rank, amp, autocast, ckpt_path, ckpt is not None, shards,
+               val_source, loader_fn, segment_steps, skipped, model, net, criterion, vgg is not None, optimizer,
+               scaler, step, metrics, tb, lpips)
 
-    def validate(step: int) -> dict | None:
-        if not main or val_source == "none":
-            return None
-        loader = eval_loader(shards, cfg, val_source, batch=per_rank)
-        try:
-            res, first = evaluate(model, loader, cfg.data.val_samples, device, autocast, lpips, T.channels_last)
-        except DataError as e:
-            raise unwrap_worker_error(e) from None
-        metrics.write({"step": step, "split": "val", "source": val_source, **res})
-        if tb is not None:
-            for k, v in res.items():
-                tb.add_scalar(f"val/{k}", v, step)
-            if first is not None and (T.image_every == 0 or step % T.image_every == 0):
-                tb.add_image("val/refs|target|pred|udp|detected", image_grid(first), step)
-        log(f"step {step}: val ({val_source}, {res['samples']} samples) " +
-            " ".join(f"{k} {v:.4f}" for k, v in res.items() if k not in ("samples", "labelled")))
-        return res
 
-    def checkpoint(step: int) -> None:
-        if not main:
-            return
-        state = {"format": CKPT_FORMAT, "config": cfg.to_dict(), "step": step, "world_size": world,
-                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                 "scheduler": {"kind": "warmup_cosine", "step": step, "lr": lr_at(max(step - 1, 0), T)},
-                 "rng": rng_state(), "data": {"segment_steps": segment_steps, "skipped": skipped.total()},
-                 "vgg": vgg is not None}
-        save_atomic(state, ckpt_path)
-        if T.keep_every and step % T.keep_every == 0:
-            save_atomic(state, ckpt_path.with_name(f"step_{step:08d}.pt"))
+def validate(run: Run, step: int) -> dict | None:
+    """Validation (rank 0, when there is validation data): :func:`evaluate`, logged to metrics.jsonl,
+    TensorBoard and the log; returns the metrics."""
+    cfg, T, log, metrics, tb = run.cfg, run.cfg.train, run.log, run.metrics, run.tb
+    if not run.main or run.val_source == "none":
+        return None
+    loader = eval_loader(run.shards, cfg, run.val_source, batch=run.per_rank)
+    try:
+        res, first = evaluate(run.model, loader, cfg.data.val_samples, run.device, run.autocast, run.lpips,
+                              T.channels_last)
+    except DataError as e:
+        raise unwrap_worker_error(e) from None
+    metrics.write({"step": step, "split": "val", "source": run.val_source, **res})
+    if tb is not None:
+        for k, v in res.items():
+            tb.add_scalar(f"val/{k}", v, step)
+        if first is not None and (T.image_every == 0 or step % T.image_every == 0):
+            tb.add_image("val/refs|target|pred|udp|detected", image_grid(first), step)
+    log(f"step {step}: val ({run.val_source}, {res['samples']} samples) " +
+        " ".join(f"{k} {v:.4f}" for k, v in res.items() if k not in ("samples", "labelled")))
+    return res
+
+
+def save_checkpoint(run: Run, step: int) -> None:
+    """ckpt/last.pt (rank 0; atomic), plus a kept copy every train.keep_every steps."""
+    if not run.main:
+        return
+    T = run.cfg.train
+    state = make_state(run.cfg, step, run.world, run.model, run.optimizer, run.scaler, lr_at(max(step - 1, 0), T),
+                       {"segment_steps": run.segment_steps, "skipped": run.skipped.total()}, run.vgg)
+    save_atomic(state, run.ckpt_path)
+    if T.keep_every and step % T.keep_every == 0:
+        save_atomic(state, run.ckpt_path.with_name(f"step_{step:08d}.pt"))
+
+
+def fit(run: Run, _stop_after: int | None = None) -> dict:
+    """The training loop from ``run.step`` to train.steps: validation, checkpoints, a clean stop on SIGTERM /
+    SIGINT; returns a summary (step, last train losses, last validation, skipped counts).
+
+    _stop_after: stop after this many steps of this call without a final checkpoint, as a kill would.
+    """
+    T, log, main, device = run.cfg.train, run.log, run.main, run.device
+    model, net, criterion, optimizer, scaler = run.model, run.net, run.criterion, run.optimizer, run.scaler
+    rank, world, per_rank, autocast, skipped = run.rank, run.world, run.per_rank, run.autocast, run.skipped
+    metrics, tb, segment_steps, loader_fn, step = run.metrics, run.tb, run.segment_steps, run.loader_fn, run.step
 
     # -- stop on SIGTERM / SIGINT after the current step -----------------------------------------------------
     stop = {"requested": False}
@@ -388,8 +439,8 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
     summary: dict = {"step": step}
     bar = None
     try:
-        if ckpt is None and T.val_at_start:
-            summary["val"] = validate(0)
+        if not run.resumed and T.val_at_start:
+            summary["val"] = validate(run, 0)
         if main and T.progress:
             from tqdm import tqdm
 
@@ -462,6 +513,7 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
             if bar is not None:
                 bar.update(1)
             if _stop_after is not None and done_here >= _stop_after:
+                run.step = step
                 return summary  # as if killed: no final checkpoint
             stop_now = stop["requested"]
             if world > 1:  # every rank stops at the same step
@@ -470,11 +522,11 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
                 stop_now = bool(flag.item())
             t_side = time.perf_counter()  # validation and checkpoints stay out of samples/s
             if T.val_every and step % T.val_every == 0 and step != T.steps:
-                summary["val"] = validate(step)
+                summary["val"] = validate(run, step)
             if stop_now or step == T.steps or (T.ckpt_every and step % T.ckpt_every == 0):
                 if step == T.steps:
-                    summary["val"] = validate(step)
-                checkpoint(step)
+                    summary["val"] = validate(run, step)
+                save_checkpoint(run, step)
             if world > 1:
                 dist.barrier()
             window["t"] += time.perf_counter() - t_side
@@ -489,8 +541,19 @@ def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
             tb.close()
         for s, h in handlers.items():
             signal.signal(s, h)
+    run.step = step
     summary["skipped"] = skipped.total()
     return summary
+
+
+
+
+def train(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, resume: bool = False,
+          loader_fn: Callable | None = None, log: Callable[[str], None] = print,
+          _stop_after: int | None = None) -> dict:
+    """Train ``cfg`` on the shards in ``data``, writing the run to ``out``: :func:`setup`, then :func:`fit`;
+    returns fit's summary. Raises ConrError subclasses for bad input."""
+    return fit(setup(cfg, data, out, resume=resume, loader_fn=loader_fn, log=log), _stop_after)
 
 
 def next_batch(batches) -> dict:
