@@ -501,3 +501,29 @@ class Physics:
             return w.written, out[w.written]
 
         return hook
+
+
+PHYSICS_CHOICES = ("auto", "on", "off")
+
+
+def resolve_physics(choice: str) -> bool:
+    """``--physics`` on/off/auto -> whether to simulate: auto = on when the engine is installed; on
+    without the engine is an error naming the package."""
+    if choice not in PHYSICS_CHOICES:
+        raise UdpgenError(f"physics = {choice!r}: expected one of {', '.join(PHYSICS_CHOICES)}")
+    if choice == "off":
+        return False
+    if choice == "on":
+        _engine()                     # raises PhysicsUnavailable naming the package
+        return True
+    return available()
+
+
+def character_physics(model: Model, skeleton, settings: SettleSettings | None = None) -> Physics | None:
+    """A :class:`Physics` for a character, or None when it has no dynamic body (nothing to simulate) or
+    its physics cannot be built (more collision classes than the engine holds): then it poses kinematic."""
+    try:
+        ph = Physics(model, skeleton, settings)
+    except PhysicsUnavailable:
+        return None
+    return ph if ph.active else None
