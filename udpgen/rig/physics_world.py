@@ -248,6 +248,7 @@ class PhysicsWorld:
         self._dynamic = np.flatnonzero(layout.dynamic)
         self._kinematic = np.flatnonzero(~layout.dynamic)
         self._equilibrium = None
+        self._bodies = None          # (B, 4, 4) the state after the last step, or None (read afresh)
         # bones a dynamic body writes back to (the first body of a bone wins), and every bone below one,
         # parent-first: what a step recomputes
         self._writer_of: dict[int, int] = {}
@@ -318,6 +319,7 @@ class PhysicsWorld:
         targets = self._body_targets(world)
         zero = self._vec3(0, 0, 0)
         self._place(range(len(self.nodes)), targets)
+        self._bodies = None
         for node in self.nodes:
             if not node.is_kinematic():
                 node.set_linear_velocity(zero)
@@ -360,17 +362,36 @@ class PhysicsWorld:
         """Advance ``frames`` MMD frames with the kinematic bodies at their bones in ``world`` (n, 4, 4, the
         before-physics bone frames); returns a copy of ``world`` with the bones of dynamic bodies (and
         their descendants) replaced by the physics result."""
-        lay = self.layout
         targets = self._body_targets(world)
         h = 1.0 / (FRAME_RATE * SUBSTEPS)
         self._place(self._kinematic, targets[self._kinematic])
-        for _ in range(frames * SUBSTEPS):
-            bodies = self.body_matrices()
-            bodies[self._kinematic] = targets[self._kinematic]
+        # the bodies' frames: kinematic ones as placed, dynamic ones as read after each sub-step (the
+        # state after the previous step is kept, mode-2 pins included, so a frame reads them once less)
+        bodies = self._bodies if self._bodies is not None else self.body_matrices()
+        bodies[self._kinematic] = targets[self._kinematic]
+        for i in range(frames * SUBSTEPS):
+            if i:
+                self._read_dynamic(bodies)
             self._update_springs(bodies, h)
             self.world.do_physics(h, 0, h)        # max_substeps 0: exactly one step of h
         self.frames += frames
-        return self._write_back(world, self.body_matrices())
+        self._read_dynamic(bodies)
+        out = self._write_back(world, bodies)      # moves the mode-2 bodies in ``bodies`` too
+        self._bodies = bodies
+        return out
+
+    def _read_dynamic(self, bodies: np.ndarray) -> None:
+        """Refresh the dynamic bodies' rows of ``bodies`` (B, 4, 4) from the engine."""
+        dyn = self._dynamic
+        if not dyn.size:
+            return
+        pos, quat = [], []
+        for k in dyn.tolist():
+            t = self.nodes[k].get_transform()
+            pos.append(tuple(t.get_pos()))
+            quat.append(tuple(t.get_quat()))
+        quat = np.array(quat, np.float64)
+        bodies[dyn] = Q.compose(quat[:, [1, 2, 3, 0]], np.array(pos, np.float64))
 
     def _write_back(self, world: np.ndarray, bodies: np.ndarray) -> np.ndarray:
         """Bones of dynamic bodies take their body's frame (mode 1) or rotation (mode 2: the position its
@@ -399,7 +420,9 @@ class PhysicsWorld:
                     pinned.append(frame[two] @ lay.offset[k[two]])
             out[idx] = base
         if pinned_k:
-            self._place(pinned_k, np.concatenate(pinned))
+            pinned = np.concatenate(pinned)
+            self._place(pinned_k, pinned)
+            bodies[pinned_k] = pinned
         return out
 
     def exploded(self, world: np.ndarray) -> str | None:
