@@ -526,6 +526,59 @@ class Physics:
         return hook
 
 
+class MotionPhysics:
+    """A motion simulated forward at MMD's 60 Hz, as MMD plays it: ``at(frame)`` gives the hook for one
+    motion frame (VMD frames, 30 per second). The world starts ``warmup_s`` seconds before the first frame
+    asked for, with the bodies at their bones in that pose, and runs through every 1/60 s in between; a
+    frame more than two warm-ups after the last one (or before it) restarts it there, as does an
+    explosion (that frame falls back to the kinematic pose and is counted in ``physics.fallbacks``).
+
+    world_at(frame) -> (n, 4, 4): the before-physics bone frames of the motion at a VMD frame.
+    """
+
+    def __init__(self, physics: "Physics", world_at, warmup_s: float = 2.0):
+        self.physics, self.world_at, self.warmup = physics, world_at, warmup_s * 30.0
+        self._w: PhysicsWorld | None = None
+        self._t = 0.0                      # VMD frame the world has been stepped to
+
+    def _restart(self, frame: float) -> None:
+        start = np.floor(2.0 * (frame - self.warmup)) / 2.0
+        self._w = PhysicsWorld(self.physics.model, self.physics.layout, self.physics.skeleton.parent,
+                               self.physics.skeleton.depth)
+        self._w.reset(self.world_at(start))
+        self._t = start
+
+    def at(self, frame: float):
+        """The hook for motion frame ``frame`` (None when the model has no dynamic body)."""
+        if not self.physics.active:
+            return None
+
+        def hook(target: np.ndarray):
+            ph = self.physics
+            if self._w is None or frame < self._t or frame - self._t > 2 * self.warmup:
+                self._restart(frame)
+            try:
+                bodies = None
+                while self._t + 0.5 <= frame + 1e-9:          # 0.5 VMD frame = one 1/60 s physics frame
+                    self._t += 0.5
+                    self._w.step(self.world_at(self._t))
+                    bodies = self._w._bodies
+                if bodies is None:                             # already there (the same frame again)
+                    bodies = self._w.body_matrices()
+                out = self._w._write_back(target, bodies)
+                why = self._w.exploded(target) or (None if np.isfinite(out).all() else "a bone frame is not finite")
+            except AssertionError as e:
+                why = f"the engine refused the state ({e})"
+            if why is not None:
+                ph.fallbacks += 1
+                ph.last_fallback = why
+                self._w = None
+                return None
+            return self._w.written, out[self._w.written]
+
+        return hook
+
+
 PHYSICS_CHOICES = ("auto", "on", "off")
 
 

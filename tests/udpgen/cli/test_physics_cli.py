@@ -79,3 +79,15 @@ def test_synth_records_physics_in_settings_views_and_stats(gl, twintails, tmp_pa
         with tarfile.open(tar) as t:
             metas += [json.load(t.extractfile(m)) for m in t.getmembers() if m.name.endswith(".json")]
     assert metas and all(v["physics"] == "simulated" for m in metas for v in m["views"])
+
+
+def test_render_a_motion_with_physics_repeats_byte_for_byte(gl, twintails, sample_dir, tmp_path):
+    args = ("--motion", sample_dir / "wave.vmd", "--frames", "0:30:15")
+    runs = []
+    for name in ("a", "b"):
+        res = invoke("render", twintails, *args, "--size", 48, "--out", tmp_path / name, "--physics", "on", "--json")
+        assert res.exit_code == 0, res.output
+        runs.append(_bytes(tmp_path / name))
+    assert runs[0] == runs[1] and len(runs[0]) == 4
+    meta = json.loads(next((tmp_path / "a").glob("*_0001_00.json")).read_text())
+    assert meta["physics"] == "simulated"
