@@ -482,6 +482,10 @@ class Physics:
         self.model, self.skeleton = model, skeleton
         self.settings = settings or SettleSettings()
         self.layout = Layout.build(model, usable)
+        classes = {(model.rigid_bodies[i].group, model.rigid_bodies[i].no_collision_mask) for i in self.layout.bodies}
+        if len(classes) > 32:       # checked here too, so a character fails once, at load, not per view
+            raise PhysicsUnavailable(f"{model.path or 'model'}: {len(classes)} distinct collision "
+                                     f"group/mask pairs, more than the 32 the engine's filter can hold")
         self.active = bool(self.layout.dynamic.any())
         self.rest_world = skeleton.pose().world
         self.fallbacks = 0
