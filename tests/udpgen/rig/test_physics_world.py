@@ -251,3 +251,18 @@ def test_a_motion_is_simulated_forward_deterministically(long_hair):
     assert max(np.abs(x[tips] - k[tips]).max() for x, k in zip(a, kin)) > 0.1
     # asking for the same frame twice gives the same state; the world is not stepped again
     np.testing.assert_array_equal(a[2], a[3])
+
+
+def test_collision_filter_is_mmds_group_mask_rule(gene):
+    """Every pair of Gene's bodies collides exactly when each one's group bit is in the other's mask."""
+    rig = Rig(gene)
+    w = Physics(gene, rig.skeleton).world()
+    rbs = [gene.rigid_bodies[i] for i in w.layout.bodies]
+    mismatches, colliding = 0, 0
+    for i in range(len(rbs)):
+        for j in range(i + 1, len(rbs)):
+            a, b = rbs[i], rbs[j]
+            rule = bool((a.no_collision_mask >> b.group) & 1 and (b.no_collision_mask >> a.group) & 1)
+            colliding += rule
+            mismatches += w.world.filter_test(w.nodes[i], w.nodes[j]) != rule
+    assert mismatches == 0 and 0 < colliding < len(rbs) * (len(rbs) - 1) // 2
