@@ -91,3 +91,15 @@ def test_render_a_motion_with_physics_repeats_byte_for_byte(gl, twintails, sampl
     assert runs[0] == runs[1] and len(runs[0]) == 4
     meta = json.loads(next((tmp_path / "a").glob("*_0001_00.json")).read_text())
     assert meta["physics"] == "simulated"
+
+
+def test_synth_with_physics_gives_the_same_shards_with_two_workers(gl, twintails, tmp_path):
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        res = invoke("synth", "--models", twintails.parent.parent, "--out", out, "--size", 32, "--poses", 3,
+                     "--views", 1, "--motion-frames", 0, "--samples-per-shard", 1, "--views-per-sample", 1,
+                     "--workers", workers, "--physics", "on", "--json")
+        assert res.exit_code == 0, res.output
+        outs.append({p.name: p.read_bytes() for p in sorted(out.glob("*.tar"))})
+    assert len(outs[0]) >= 2 and outs[0] == outs[1]
