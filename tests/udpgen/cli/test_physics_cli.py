@@ -18,12 +18,13 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def twintails(tmp_path_factory):
-    """A generated family character with two hair strands on rigid bodies and joints."""
+    """A generated family character with hair strands on rigid bodies and joints."""
     from udpgen.sample import family
 
     out = tmp_path_factory.mktemp("family")
-    family.write_family(out, 2, 0)
-    return next(out.glob("family-0-0001/*.pmx"))
+    index = next(i for i in range(40) if family.draw_spec(0, i).hair in ("twintails", "side", "ponytail"))
+    family.write_family(out, index + 1, 0)
+    return next(out.glob(f"family-0-{index:04d}/*.pmx"))
 
 
 def _render(model, out, physics, *extra):

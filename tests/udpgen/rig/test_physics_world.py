@@ -205,7 +205,8 @@ def test_skeleton_hook_replaces_bones_and_children_follow(long_hair):
     """The hook's frames replace a bone's local transform; its descendants follow it."""
     rig = Rig(long_hair)
     sk = rig.skeleton
-    root = long_hair.bone_index("後髪1")
+    driven = sorted({rb.bone for rb in long_hair.rigid_bodies if rb.mode != 0 and rb.bone >= 0})
+    root = next(b for b in driven if sk.children[b])
     child = sk.children[root][0]
     before = sk.pose().world
     frame = before[root].copy()
