@@ -30,7 +30,7 @@ def renderer_only(models_dir: Path, size: int, poses: int) -> tuple[float, int]:
     from udpgen.synth import job as synth
     from udpgen.synth.job import SynthConfig, _character, _init_worker, _render_view, plan
 
-    cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=1)
+    cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=1, physics="off")
     p = plan(models_dir, None, cfg)
     _init_worker(cfg)
     from udpgen.render import Renderer
@@ -44,8 +44,8 @@ def renderer_only(models_dir: Path, size: int, poses: int) -> tuple[float, int]:
             synth._WORKER.pop("posed", None)    # every view poses afresh, as in the end-to-end runs
             t = time.perf_counter()
             for m, v in specs:
-                model, _, char, poses_ = _character(p, m, Path(tmp))
-                _render_view(p, m, v, model, char, poses_, renderer)
+                model, _, char, poses_, sim = _character(p, m, Path(tmp))
+                _render_view(p, m, v, model, char, poses_, renderer, sim)
             rates.append(len(specs) / (time.perf_counter() - t))
     return statistics.median(rates), len(specs)
 
@@ -55,7 +55,7 @@ def end_to_end(models_dir: Path, size: int, poses: int, workers: int) -> tuple[f
 
     out = Path(tempfile.mkdtemp(prefix="bench-synth-"))
     try:
-        cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=1, samples_per_shard=2)
+        cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=1, samples_per_shard=2, physics="off")
         t = time.perf_counter()
         s = synthesize(models_dir, None, out, cfg, workers=workers)
         dt = time.perf_counter() - t

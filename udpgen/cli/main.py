@@ -84,8 +84,12 @@ def inspect(file, motion_path, model_path, as_json):
               help="Arm droop (degrees) of the model the motion was made for; corrects the rest pose of "
                    "models posed differently (e.g. 35 for a T-posed model).")
 @click.option("--out", "out", required=True, type=click.Path(), help="Output mesh: .ply or .glb.")
+@click.option("--physics", type=click.Choice(["auto", "on", "off"]), default="off", show_default=True,
+              help="Simulate rigid bodies (hair, skirts): the pose is reached from the rest pose over a "
+                   "settling interval seeded by --physics-seed; auto = on when panda3d is installed.")
+@click.option("--physics-seed", type=int, default=0, show_default=True, help="Seed of the settling interval.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json):
+def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, physics, physics_seed, as_json):
     """Pose a model and write the mesh with landmark colours (the UDP colours) as vertex colours.
 
     The mesh is right-handed (+Y up, the character facing +Z, MMD units), so any viewer shows it the
@@ -132,7 +136,14 @@ def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, as_json
             raise click.UsageError(f"{motion_path} is not a motion (.vmd) or pose (.vpd)")
         if motion_droop is not None:
             values = retarget(values, rest_correction(rig, motion_droop), rig.skeleton.parent)
-    posed = rig.pose(values)
+    from udpgen.rig.physics_world import character_physics, resolve_physics
+
+    sim = character_physics(model, rig.skeleton) if resolve_physics(physics) else None
+    posed = rig.pose(values, physics=sim.settle(physics_seed) if sim is not None else None)
+    if physics != "off":
+        summary["physics"] = ("none" if sim is None else "fallback" if sim.fallbacks else "simulated")
+        if sim is not None and sim.fallbacks:
+            click.echo(f"physics exploded ({sim.last_fallback}): wrote the kinematic pose", err=True)
     positions, faces = to_right_handed(posed.positions, visible_faces(model, posed.materials.visible))
     write_mesh(out, positions, faces, canonical.landmarks)
     summary.update(vertices=model.vertex_count, faces=int(len(faces)))

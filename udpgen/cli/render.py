@@ -19,7 +19,8 @@ PREVIEW_MAX = 24        # views shown on preview.png
 
 
 def _poses(model, rig, motion_path, frames, random_poses, seed):
-    """[(label, FramePose | None)] for the requested poses."""
+    """([(label, FramePose | None)] for the requested poses, the VMD frames (None unless a VMD motion),
+    its MotionSampler or None)."""
     from udpgen.mmd import Motion, Pose, load
     from udpgen.rig import MotionSampler, pose_values
     from udpgen.rig.motion import parse_frames
@@ -29,12 +30,12 @@ def _poses(model, rig, motion_path, frames, random_poses, seed):
         if isinstance(motion, Pose):
             if frames:
                 raise click.UsageError("--frames needs a VMD motion, not a VPD pose")
-            return [(Path(motion_path).stem, pose_values(model, motion))]
+            return [(Path(motion_path).stem, pose_values(model, motion))], None, None
         if not isinstance(motion, Motion):
             raise click.UsageError(f"{motion_path} is not a motion (.vmd) or pose (.vpd)")
         sampler = MotionSampler(model, motion)
         frame_list = parse_frames(frames or "0:", sampler.frame_range)
-        return [(f"f{f:g}", sampler.at(f)) for f in frame_list]
+        return [(f"f{f:g}", sampler.at(f)) for f in frame_list], frame_list, sampler
     if frames:
         raise click.UsageError("--frames needs --motion")
     if random_poses is not None:
@@ -43,8 +44,18 @@ def _poses(model, rig, motion_path, frames, random_poses, seed):
         except ImportError:
             raise UdpgenError("--random-poses needs udpgen.rig.sampler.PoseSampler, which this installation "
                               "does not have; use --motion instead") from None
-        return [(f"r{k}", v) for k, v in enumerate(PoseSampler(rig).sample_many(seed, random_poses))]
-    return [("rest", None)]
+        return [(f"r{k}", v) for k, v in enumerate(PoseSampler(rig).sample_many(seed, random_poses))], None, None
+    return [("rest", None)], None, None
+
+
+def _physics_state(simulate: bool, sim, fallbacks_before: int) -> str | None:
+    """What a view's metadata records about physics: nothing when it is off (today's bytes), else
+    "simulated", "fallback" (it exploded: drawn kinematic) or "none" (the model has no dynamic body)."""
+    if not simulate:
+        return None
+    if sim is None:
+        return "none"
+    return "fallback" if sim.fallbacks > fallbacks_before else "simulated"
 
 
 @click.command("render")
@@ -62,15 +73,22 @@ def _poses(model, rig, motion_path, frames, random_poses, seed):
 @click.option("--ortho", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of orthographic views.")
 @click.option("--no-outline", is_flag=True, help="Draw no outlines.")
+@click.option("--physics", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Simulate rigid bodies (hair, skirts) for each pose: auto = on when the optional panda3d "
+                   "engine is installed; off = every bone follows its parent (the kinematic pose).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed, out_dir, fmt, ortho, no_outline,
-               as_json):
+               physics, as_json):
     """Render paired images of MODEL: for every pose and view, NAME.rgba.png (toon colour, straight alpha),
     NAME.udp.png (16-bit UDP: landmark x, y, z, occupancy) or NAME.udp.npz, and NAME.json (camera
     intrinsics/extrinsics, pose); plus render.json (summary) and preview.png (contact sheet).
 
     Views are random cameras (seeded) that frame the whole posed character. Without --motion or
-    --random-poses the rest pose is rendered. The GL backend is chosen by UDPGEN_GL=auto|egl|osmesa.
+    --random-poses the rest pose is rendered. With physics, a VMD motion is simulated forward at MMD's
+    60 frames/s from 2 s before the first frame; a random pose (or VPD) is reached from the rest pose over
+    a seeded settling interval (0.5-1 s) and its last state drawn; a pose whose
+    physics explodes is drawn kinematic and counted (physics_fallbacks in render.json). The GL backend is
+    chosen by UDPGEN_GL=auto|egl|osmesa.
 
     \b
     Examples:
@@ -85,6 +103,7 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
     from udpgen.render import CameraSampler, EmptyRenderError, Renderer, RenderSettings
     from udpgen.render.files import preview_sheet, write_view
     from udpgen.rig import Rig
+    from udpgen.rig.physics_world import character_physics, resolve_physics
 
     if motion_path is not None and random_poses is not None:
         raise click.UsageError("give --motion or --random-poses, not both")
@@ -92,7 +111,14 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
     if not isinstance(model, Model):
         raise click.UsageError(f"{model_path} is not a model (.pmx/.pmd)")
     rig = Rig(model)
-    poses = _poses(model, rig, motion_path, frames, random_poses, seed)
+    poses, frame_list, motion_sampler = _poses(model, rig, motion_path, frames, random_poses, seed)
+    simulate = resolve_physics(physics)
+    sim = character_physics(model, rig.skeleton) if simulate else None
+    sequence = None
+    if sim is not None and frame_list is not None:        # a VMD motion: simulated forward, as MMD plays it
+        from udpgen.rig.physics_world import MotionPhysics
+
+        sequence = MotionPhysics(sim, lambda f: rig.pose_bones(motion_sampler.at(f)).world)
     renderer = Renderer(size, settings=RenderSettings(outline=not no_outline))      # checks the size first
     out_dir.mkdir(parents=True, exist_ok=True)
     character = renderer.load(model, rig=rig)
@@ -102,7 +128,13 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
     with tqdm(total=len(poses) * views, desc="render", unit="view", file=sys.stderr,
               disable=True if len(poses) * views < 2 else None) as bar:
         for p, (label, values) in enumerate(poses):
-            pose = character.pose(values)
+            if sequence is not None:
+                hook = sequence.at(frame_list[p])
+            else:
+                hook = sim.settle([seed, p, 17]) if sim is not None else None
+            fallbacks = sim.fallbacks if sim is not None else 0
+            pose = character.pose(values, physics=hook)
+            state = _physics_state(simulate, sim, fallbacks)
             centre, radius = pose.bounding_sphere()
             rng = np.random.default_rng([seed, p])
             for v in range(views):
@@ -114,8 +146,10 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
                     empty += 1
                     bar.update()
                     continue
-                write_view(out_dir, stem, res, fmt, meta={"model": str(model_path), "pose": label,
-                                                          "motion": motion_path, "view": v, "seed": seed})
+                meta = {"model": str(model_path), "pose": label, "motion": motion_path, "view": v, "seed": seed}
+                if state is not None:
+                    meta["physics"] = state
+                write_view(out_dir, stem, res, fmt, meta=meta)
                 written += 1
                 if len(preview) < PREVIEW_MAX:
                     preview.append((f"{label} v{v}", res.rgba, res.udp))
@@ -126,7 +160,9 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
     write_png_atomic(out_dir / "preview.png", sheet)
     summary = {"model": str(model_path), "out": str(out_dir), "format": fmt, "size": size, "poses": len(poses),
                "views_per_pose": views, "written": written, "empty_views": empty, "seed": seed,
-               "warnings": dict(renderer.warnings), "gl": renderer.context.describe()}
+               "warnings": dict(renderer.warnings), "gl": renderer.context.describe(),
+               "physics": "on" if simulate else "off",
+               "physics_fallbacks": sim.fallbacks if sim is not None else 0}
     write_bytes_atomic(out_dir / "render.json", (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())
     renderer.close()
     if as_json:

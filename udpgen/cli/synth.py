@@ -31,9 +31,12 @@ import click
                                                    "(after fixing an input, or a flaky driver).")
 @click.option("--strict", is_flag=True, help="Exit 1 when any view, model or shard failed (default: only when "
                                              "nothing could be made).")
+@click.option("--physics", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Simulate rigid bodies (hair, skirts, capes): auto = on when the optional panda3d engine "
+                   "is installed; off = every bone follows its parent. Recorded in the run's settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def synth(models, motions, out, size, poses, motion_frames, views, views_per_sample, samples_per_shard, workers,
-          seed, num_nodes, node_rank, timeout, overwrite, retry_failed, strict, as_json):
+          seed, num_nodes, node_rank, timeout, overwrite, retry_failed, strict, physics, as_json):
     """Render a training set: every character in random natural poses and motion frames, seen by random
     cameras, written as train/val shards (1 in 16 characters to val, by character). Reruns resume: shards
     already committed are skipped, the rest come out byte-identical.
@@ -48,7 +51,8 @@ def synth(models, motions, out, size, poses, motion_frames, views, views_per_sam
     from udpgen.synth.job import SynthConfig, synthesize
 
     cfg = SynthConfig(size=size, poses=poses, motion_frames=motion_frames, views=views,
-                      views_per_sample=views_per_sample, samples_per_shard=samples_per_shard, seed=seed)
+                      views_per_sample=views_per_sample, samples_per_shard=samples_per_shard, seed=seed,
+                      physics=physics)
     with tqdm(unit="view", desc="synth", disable=as_json or not sys.stderr.isatty(), dynamic_ncols=True) as bar:
         summary = synthesize(models, motions, out, cfg, workers=workers, num_nodes=num_nodes, node_rank=node_rank,
                              progress=bar.update, timeout=timeout, overwrite=overwrite,
@@ -65,6 +69,8 @@ def synth(models, motions, out, size, poses, motion_frames, views, views_per_sam
         click.echo(f"{summary['out']}: {summary['shards_written']} shards written, "
                    f"{summary['shards_skipped_complete']} already complete, {len(summary['shards_failed'])} failed, "
                    f"{summary['views_written']} views ({rate:.1f} views/s), {summary['views_failed']} views failed "
+                   f"(physics {summary['physics']}, {summary['physics_fallbacks']} drawn kinematic after an "
+                   f"explosion) "
                    f"(reasons in the shards' stats.json), {summary['characters']} characters, "
                    f"{len(summary['skipped'])} inputs skipped")
     made = summary["views_written"] > 0 or summary["shards_skipped_complete"] > 0

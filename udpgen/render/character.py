@@ -305,8 +305,9 @@ class Character:
         return mask
 
     # ------------------------------------------------------------------------------------------ posing
-    def pose(self, values=None) -> CharacterPose:
-        """Pose on the CPU (bones, morphs, materials): no GL work. ``values``: FramePose or None (rest)."""
+    def pose(self, values=None, physics=None) -> CharacterPose:
+        """Pose on the CPU (bones, morphs, materials): no GL work. ``values``: FramePose or None (rest);
+        ``physics``: the rigid-body hook for the bones (``udpgen.rig.physics_world.Physics.settle``) or None."""
         rig = self.rig
         v = values or rig.rest_values()
         w = np.asarray(v.morph_weights, np.float64) if v.morph_weights is not None else None
@@ -321,10 +322,10 @@ class Character:
                 positions = np.where(bad[:, None] | ~self.finite[:, None], self.rest_positions, pos).astype(np.float32)
             if np.any(eff[self._moves_uvs] != 0):
                 uvs = np.nan_to_num(uv, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-            bones = rig.pose_bones(v, bone_t, bone_r)
+            bones = rig.pose_bones(v, bone_t, bone_r, physics=physics)
         else:
             mats = self._base_materials
-            bones = rig.pose_bones(v)
+            bones = rig.pose_bones(v, physics=physics)
         s = bones.skinning()
         if not np.isfinite(s).all():
             raise UdpgenError(f"{self.name}: the pose gives non-finite bone matrices (bad animation values?)")

@@ -43,20 +43,21 @@ class Rig:
         return FramePose(np.zeros((n, 3)), np.tile(Q.IDENTITY, (n, 1)), np.ones(n, bool),
                          np.zeros(len(self.model.morphs)))
 
-    def pose_bones(self, values: FramePose | None = None, bone_t=None, bone_r=None) -> BonePose:
-        """Bones only: ``values`` plus optional bone-morph offsets (translation added, rotation pre-multiplied)."""
+    def pose_bones(self, values: FramePose | None = None, bone_t=None, bone_r=None, physics=None) -> BonePose:
+        """Bones only: ``values`` plus optional bone-morph offsets (translation added, rotation pre-multiplied).
+        ``physics``: the hook run between before- and after-physics bones (``Physics.settle``), or None."""
         v = values or self.rest_values()
         t, r = v.translation, v.rotation
         if bone_t is not None:
             t = t + bone_t
             r = Q.mul(bone_r, Q.normalize(r))
-        return self.skeleton.pose(t, r, v.ik_enabled)
+        return self.skeleton.pose(t, r, v.ik_enabled, physics=physics)
 
-    def pose(self, values: FramePose | None = None) -> PosedMesh:
-        """Pose the whole model: morphs, bones, skinning."""
+    def pose(self, values: FramePose | None = None, physics=None) -> PosedMesh:
+        """Pose the whole model: morphs, bones (with the ``physics`` hook, if any), skinning."""
         v = values or self.rest_values()
         pos, uvs, _, bone_t, bone_r, mats = self.morpher.apply(v.morph_weights)
-        bones = self.pose_bones(v, bone_t, bone_r)
+        bones = self.pose_bones(v, bone_t, bone_r, physics=physics)
         positions, normals = self.skinner.skin(bones.skinning(), pos, self.model.normals)
         return PosedMesh(positions, normals, uvs, bones, mats)
 

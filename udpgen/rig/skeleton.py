@@ -75,6 +75,7 @@ class Skeleton:
         self.rest = np.array([b.position for b in bones], np.float64).reshape(n, 3)
         self.offset = self.rest - np.where(self.parent[:, None] >= 0, self.rest[self.parent], 0.0)
         self.order = sorted(range(n), key=lambda i: (bones[i].after_physics, bones[i].layer, i))
+        self.after_physics = np.array([bool(b.after_physics) for b in bones], bool)
         self.depth = self._depths(model)
         self.levels = [np.flatnonzero(self.depth == d) for d in range(int(self.depth.max(initial=-1)) + 1)]
         self.children: list[list[int]] = [[] for _ in range(n)]
@@ -133,25 +134,36 @@ class Skeleton:
 
     # --------------------------------------------------------------------------------------------
     def pose(self, translation: np.ndarray | None = None, rotation: np.ndarray | None = None,
-             ik_enabled: np.ndarray | None = None) -> BonePose:
+             ik_enabled: np.ndarray | None = None, physics=None) -> BonePose:
         """Evaluate every bone.
 
         translation (n, 3): animation offsets from the rest pose, parent frame, MMD units (None = 0).
         rotation (n, 4): animation rotations (x, y, z, w) relative to the rest pose (None = identity);
             normalised here; zero quaternions count as identity.
         ik_enabled (n,) bool: per IK bone on/off (VMD IK-property keys); None = all on.
+        physics: None, or a callable run between the before-physics and the after-physics bones (where
+            MMD steps its rigid bodies): it gets the (n, 4, 4) world matrices so far and returns None (keep
+            them) or ``(bones, frames)``: bone indices, parent-first, and their new (k, 4, 4) world
+            matrices, which replace those bones' local transforms (grant and IK included, as in MMD);
+            their descendants follow, then the after-physics bones are evaluated.
         """
         n = self.n
         t = np.zeros((n, 3)) if translation is None else np.asarray(translation, np.float64).reshape(n, 3)
         r = np.tile(Q.IDENTITY, (n, 1)) if rotation is None else Q.normalize(np.asarray(rotation).reshape(n, 4))
         r = self._project_fixed_axes(r)
         state = _State(self, t, r)
+        pending = physics
         for b in self.order:
+            if pending is not None and self.after_physics[b]:
+                state.apply_physics(pending)
+                pending = None
             if b in self.appends:
                 state.apply_append(self.appends[b])
             chain = self.chains.get(b)
             if chain is not None and (ik_enabled is None or ik_enabled[b]):
                 solve(state, chain)
+        if pending is not None:
+            state.apply_physics(pending)
         state.flush()
         return BonePose(world=state.world, local_rotation=state.local_q, ik_rotation=state.ik_q, rest=self.rest)
 
@@ -231,6 +243,24 @@ class _State:
 
     def set_local(self, bone: int) -> None:
         self.local_q[bone] = Q.mul1(tuple(self.ik_q[bone].tolist()), tuple(self.grant_q[bone].tolist()))
+
+    def apply_physics(self, physics) -> None:
+        """Run the physics hook on the current world matrices and take over the bones it returns."""
+        self.flush()
+        result = physics(self.world.copy())
+        if result is None:
+            return
+        bones, frames = result
+        sk = self.sk
+        for b, frame in zip(np.asarray(bones).tolist(), np.asarray(frames, np.float64)):
+            p = sk.parent[b]
+            local = np.linalg.solve(self.world_of(p), frame) if p >= 0 else frame
+            q = Q.from_matrix(local[:3, :3])
+            self.grant_q[b] = self.local_q[b] = q
+            self.ik_q[b] = Q.IDENTITY
+            self.grant_t[b] = local[:3, 3] - sk.offset[b]
+            self.has_grant_q[b] = self.has_grant_t[b] = True
+            self.mark(b)
 
     def apply_append(self, a: Append) -> None:
         """Grant ``a.ratio`` of the source's transform to ``a.bone`` (babylon-mmd's AppendTransformSolver)."""

@@ -42,7 +42,8 @@ class SynthConfig:
     """What one run generates. size: image side in pixels; poses: random poses per character;
     motion_frames: frames taken from each matching motion; views: cameras per pose; views_per_sample:
     views in one sample (a character chunk); samples_per_shard: samples in one shard; seed: everything
-    random derives from it."""
+    random derives from it; physics: simulate rigid bodies ("auto" = on when the panda3d engine is
+    installed; :func:`synthesize` records the resolved "on"/"off")."""
     size: int = setting(256, kind=int, low=1, high=4096)
     poses: int = setting(16, kind=int, low=0)
     motion_frames: int = setting(4, kind=int, low=0)
@@ -50,6 +51,7 @@ class SynthConfig:
     views_per_sample: int = setting(8, kind=int, low=1)
     samples_per_shard: int = setting(32, kind=int, low=1)
     seed: int = setting(0, kind=int, low=0)
+    physics: str = setting("auto", choices=("auto", "on", "off"))
 
     def __post_init__(self):
         check_settings(self)
@@ -187,8 +189,10 @@ _WORKER: dict = {}        # per process: the renderer and recently used characte
 
 
 def _character(plan_: Plan, index: int, out_dir: Path):
-    """(model, rig, GL character, random poses) for model ``index``, cached for the shard's samples."""
+    """(model, rig, GL character, random poses, physics or None) for model ``index``, cached for the
+    shard's samples."""
     from udpgen.rig import Rig
+    from udpgen.rig.physics_world import character_physics
     from udpgen.rig.sampler import PoseSampler
 
     cache = _WORKER.setdefault("characters", {})
@@ -205,7 +209,8 @@ def _character(plan_: Plan, index: int, out_dir: Path):
         rig = Rig(model)
         cfg = _WORKER["cfg"]
         poses = PoseSampler(rig).sample_many(_seed(cfg.seed, src.character, "poses"), cfg.poses) if cfg.poses else []
-        cache[index] = (model, rig, renderer.load(model, rig=rig), poses)
+        sim = character_physics(model, rig.skeleton) if cfg.physics == "on" else None
+        cache[index] = (model, rig, renderer.load(model, rig=rig), poses, sim)
     return cache[index]
 
 
@@ -229,10 +234,14 @@ def _motion(plan_: Plan, index: int):
     return motions[index]
 
 
-def _posed(plan_: Plan, model_index: int, spec: ViewSpec, model, char, poses):
-    """(CharacterPose, bounding sphere centre, radius, motion label) of a view's pose. Cached per worker:
-    each pose is seen by ``views`` cameras, and posing plus the CPU skinning behind the bounding sphere
-    cost about as much as a third of a render."""
+def _posed(plan_: Plan, model_index: int, spec: ViewSpec, model, char, poses, sim=None):
+    """(CharacterPose, bounding sphere centre, radius, motion label, physics state) of a view's pose.
+    Cached per worker: each pose is seen by ``views`` cameras, and posing plus the CPU skinning behind the
+    bounding sphere cost about as much as a third of a render (physics settling costs more).
+
+    Physics state: None when physics is off, else "simulated", "fallback" (it exploded; drawn kinematic)
+    or "none" (no dynamic body). A motion frame is settled like a random pose (from the rest pose), not
+    simulated through the motion's earlier frames."""
     from udpgen.rig import MotionSampler, pose_values
 
     cache = _WORKER.setdefault("posed", OrderedDict())
@@ -253,18 +262,28 @@ def _posed(plan_: Plan, model_index: int, spec: ViewSpec, model, char, poses):
         else:
             values = pose_values(model, motion)
         label = Path(plan_.motions[spec.index]).name
-    pose = char.pose(values)
+    state, hook = None, None
+    if _WORKER["cfg"].physics == "on":
+        state = "none"
+        if sim is not None:
+            hook = sim.settle(_seed(_WORKER["cfg"].seed, plan_.models[model_index].character, spec.kind,
+                                    spec.index, spec.frame, "physics"))
+            before = sim.fallbacks
+    pose = char.pose(values, physics=hook)
+    if hook is not None:
+        state = "fallback" if sim.fallbacks > before else "simulated"
     centre, radius = pose.bounding_sphere()
-    cache[key] = entry = (pose, centre, radius, label)
+    cache[key] = entry = (pose, centre, radius, label, state)
     while len(cache) > POSE_CACHE:
         cache.popitem(last=False)
     return entry
 
 
-def _render_view(plan_: Plan, model_index: int, spec: ViewSpec, model, char, poses, renderer):
+def _render_view(plan_: Plan, model_index: int, spec: ViewSpec, model, char, poses, renderer, sim=None):
     from udpgen.render import CameraSampler, EmptyRenderError
 
-    pose, centre, radius, label = _posed(plan_, model_index, spec, model, char, poses)
+    pose, centre, radius, label, state = _posed(plan_, model_index, spec, model, char, poses, sim)
+    extra = {} if state is None else {"physics": state}
     for attempt in range(3):           # a camera that sees nothing (NaN framing, a degenerate pose): redraw
         rng = np.random.default_rng(_seed(spec.camera_seed, attempt))
         camera = CameraSampler().sample(rng, centre, radius, renderer.width, renderer.height)
@@ -272,7 +291,7 @@ def _render_view(plan_: Plan, model_index: int, spec: ViewSpec, model, char, pos
             out = renderer.render(pose, camera)
             return View(rgba=out.rgba, udp=out.udp, motion=label,
                         frame=spec.frame if spec.kind == "motion" else None, camera=out.camera,
-                        extra={"coverage": round(float(out.coverage), 6)})
+                        extra={"coverage": round(float(out.coverage), 6), **extra})
         except EmptyRenderError as e:
             last = e
     raise last
@@ -290,12 +309,13 @@ def run_job(plan_: Plan, job: ShardJob, out_dir: str | os.PathLike) -> dict:
     renderer = _WORKER["renderer"]
     started = time.perf_counter()
     view_failures: list[dict] = []
+    physics_fallbacks: list[dict] = []      # views drawn kinematic because their physics exploded
     with ShardWriter(out_dir, job.split, job.index) as writer:
         for s in job.samples:
             src = plan_.models[s.model]
             key = sample_key(s.character, s.chunk)
             try:
-                model, _, char, poses = _character(plan_, s.model, out_dir)
+                model, _, char, poses, sim = _character(plan_, s.model, out_dir)
             except UdpgenError as e:
                 writer.fail(key, f"{src.name}: {e}")
                 continue
@@ -304,7 +324,10 @@ def run_job(plan_: Plan, job: ShardJob, out_dir: str | os.PathLike) -> dict:
                 # A view that cannot be made is data, not the end of the shard: skipped and counted with
                 # what it was (model, motion, frame), so a zoo's odd file costs one view, not the run.
                 try:
-                    views.append(_render_view(plan_, s.model, v, model, char, poses, renderer))
+                    views.append(_render_view(plan_, s.model, v, model, char, poses, renderer, sim))
+                    if views[-1].extra.get("physics") == "fallback":
+                        physics_fallbacks.append({"key": key, "model": src.name, "motion": views[-1].motion,
+                                                  "frame": views[-1].frame})
                 except Exception as e:  # noqa: BLE001 - counted with its type; the shard goes on
                     motion = f"random:{v.index}" if v.kind == "random" else Path(plan_.motions[v.index]).name
                     view_failures.append({"key": key, "model": src.name, "motion": motion,
@@ -323,8 +346,11 @@ def run_job(plan_: Plan, job: ShardJob, out_dir: str | os.PathLike) -> dict:
         writer.extra["render_warnings"] = dict(renderer.warnings)
         writer.extra["views_failed"] = len(view_failures)
         writer.extra["view_failures"] = view_failures
+        writer.extra["physics_fallbacks"] = len(physics_fallbacks)
+        writer.extra["physics_fallback_views"] = physics_fallbacks
         views_written = writer.views
     return {"shard": job.name, "views": views_written, "views_failed": len(view_failures),
+            "physics_fallbacks": len(physics_fallbacks),
             "planned_views": job.view_count, "seconds": time.perf_counter() - started}
 
 
@@ -363,6 +389,9 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
         probe.unlink()
     except OSError as e:
         raise UdpgenError(f"{out}: cannot write to the output folder: {e.strerror or e}") from None
+    from udpgen.rig.physics_world import resolve_physics
+
+    cfg = replace(cfg, physics="on" if resolve_physics(cfg.physics) else "off")   # recorded resolved
     p = plan(models_root, motions_root, cfg)
     mine = [j for i, j in enumerate(p.jobs) if i % num_nodes == node_rank]
     settings = asdict(cfg)
@@ -391,4 +420,5 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
             "shards_written": len(done), "shards_skipped_complete": len(mine) - len(todo),
             "shards_failed": failed, "views_written": sum(d["views"] for d in done),
             "views_failed": sum(d["views_failed"] for d in done), "skipped": list(p.skipped),
+            "physics": cfg.physics, "physics_fallbacks": sum(d["physics_fallbacks"] for d in done),
             "seconds": sum(d["seconds"] for d in done)}

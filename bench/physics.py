@@ -1,0 +1,136 @@
+"""Cost of MMD physics (issue #17): per drawn view on Gene, next to the render cost in the same run, and
+synth views/s with physics on vs off.
+
+Rows (one core, pinned; medians):
+  * ``pose_kinematic_ms``: CharacterPose without physics (bones, morphs, skinning matrices);
+  * ``pose_settled_ms``: the same pose with physics settled into it (fresh world, rest pose eased to the
+    target over a seeded 30-60 frames at 60 Hz, 2 sub-steps, held 10 frames);
+  * ``sequence_frame_ms``: one motion frame simulated in sequence (one 1/60 s step of an ongoing world,
+    pose included), the cost a motion rendered frame by frame pays;
+  * ``render_ms``: one view of that pose (draw + read-back) at ``--size``;
+  * ``synth_on_per_s`` / ``synth_off_per_s``: end-to-end synth (plan, pose, render, encode, write) on a
+    copy of Gene's folder, ``--poses`` random poses x ``--views`` cameras, one worker; the goal is physics
+    adding under 50% (``synth_on_per_s >= synth_off_per_s / 1.5``).
+
+    python bench/physics.py [--size 256] [--poses 8] [--views 2] [--model PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import SHARED, pin_one_core, report  # noqa: E402
+
+
+def _ms(fn, items) -> float:
+    times = []
+    for x in items:
+        t = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def per_view(model_path: Path, size: int, poses: int, settle=None) -> dict:
+    import numpy as np
+
+    from udpgen.mmd import load
+    from udpgen.render import CameraSampler, Renderer
+    from udpgen.rig import Rig
+    from udpgen.rig.physics_world import Physics
+    from udpgen.rig.sampler import PoseSampler
+
+    model = load(model_path)
+    rig = Rig(model)
+    sim = Physics(model, rig.skeleton, settle)
+    renderer = Renderer(size)
+    char = renderer.load(model, rig=rig)
+    values = PoseSampler(rig).sample_many(0, poses)
+    char.pose(values[0])                                  # warm caches outside the timing
+    kin = _ms(lambda v: char.pose(v), values)
+    settled = _ms(lambda iv: char.pose(iv[1], physics=sim.settle(iv[0])), list(enumerate(values)))
+    posed = [char.pose(v, physics=sim.settle(i)) for i, v in enumerate(values)]
+    cams = []
+    for i, p in enumerate(posed):
+        centre, radius = p.bounding_sphere()
+        cams.append(CameraSampler().sample(np.random.default_rng(i), centre, radius, size, size))
+    renderer.render(posed[0], cams[0])
+    render = _ms(lambda i: renderer.render(posed[i], cams[i]), range(len(posed)))
+    # a motion in sequence: the world keeps running, each frame eases 1/20 of the way to the next pose
+    world = sim.world()
+    rest = rig.pose_bones().world
+    targets = [rig.pose_bones(v).world for v in values]
+    from udpgen.rig import quat as Q
+
+    frames = []
+    for a, b in zip([rest] + targets[:-1], targets):
+        qa, qb = Q.from_matrix(a[:, :3, :3]), Q.from_matrix(b[:, :3, :3])
+        for s in np.linspace(0, 1, 20, endpoint=False):
+            frames.append(Q.compose(Q.slerp(qa, qb, s), (1 - s) * a[:, :3, 3] + s * b[:, :3, 3]))
+
+    def step(frame):
+        out = world.step(frame)
+        return out[world.written]
+    seq = _ms(step, frames)
+    renderer.close()
+    return {"model": model_path.name, "bodies": len(model.rigid_bodies), "joints": len(model.joints),
+            "size": size, "poses": poses, "pose_kinematic_ms": kin, "pose_settled_ms": settled,
+            "physics_per_pose_ms": settled - kin, "sequence_frame_ms": seq, "render_ms": render,
+            "fallbacks": sim.fallbacks}
+
+
+def synth_rate(models: Path, size: int, poses: int, views: int, physics: str) -> tuple[float, int]:
+    from udpgen.synth.job import SynthConfig, synthesize
+
+    out = Path(tempfile.mkdtemp(prefix="bench-physics-"))
+    try:
+        cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=views, physics=physics)
+        t = time.perf_counter()
+        s = synthesize(models, None, out, cfg, workers=1)
+        return s["views_written"] / (time.perf_counter() - t), s["physics_fallbacks"]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--poses", type=int, default=8)
+    ap.add_argument("--views", type=int, default=2, help="cameras per pose in the synth runs")
+    ap.add_argument("--model", type=Path, default=SHARED / "assets/gene/Gene.pmd")
+    ap.add_argument("--settle", type=int, nargs=3, metavar=("MIN", "MAX", "HOLD"), default=None,
+                    help="settling frames of the per-view rows (default: SettleSettings' defaults; synth "
+                         "always uses the defaults)")
+    args = ap.parse_args()
+    if not args.model.is_file():
+        sys.exit(f"{args.model} not found (set CONR_SHARED or pass --model)")
+    pin_one_core()
+    from udpgen.rig.physics_world import SettleSettings
+
+    settle = SettleSettings(*args.settle) if args.settle else SettleSettings()
+    row = per_view(args.model, args.size, args.poses, settle)
+    row["settle_frames"] = f"{settle.min_frames}-{settle.max_frames}+{settle.hold_frames}"
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "models"
+        models.mkdir()
+        shutil.copy(args.model, models / args.model.name)
+        for sub in ("light", "tex"):                  # the model's texture folders, where present
+            if (args.model.parent / sub).is_dir():
+                shutil.copytree(args.model.parent / sub, models / sub)
+        off, _ = synth_rate(models, args.size, args.poses, args.views, "off")
+        on, fallbacks = synth_rate(models, args.size, args.poses, args.views, "on")
+    row.update(synth_views=args.poses * args.views, synth_off_per_s=off, synth_on_per_s=on,
+               synth_on_vs_off=on / off, synth_fallbacks=fallbacks, goal_added=0.5,
+               meets_goal=off / on - 1 <= 0.5)
+    report("physics", [row], {"note": "one core; medians over the poses; synth = end-to-end, one worker, "
+                                      "physics on vs off in the same run"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,609 @@
+"""MMD physics on Bullet (panda3d's Bullet module): rigid bodies and 6-DOF spring joints driving bones.
+
+The world is built from :func:`udpgen.rig.physics.usable_physics` and lives in the model's own frame and
+units (MMD frame, left-handed, MMD units; 1 unit = 8 cm, so MMD's gravity is (0, -98, 0) units/s^2).
+Matrices here are (4, 4) float64 column-vector transforms, like :class:`udpgen.rig.skeleton.BonePose`.
+
+What follows MMD (and saba / babylon-mmd, which reproduce it):
+
+* shapes: sphere (radius ``size[0]``), box (half-extents ``size``), capsule along the body's Y axis
+  (radius ``size[0]``, cylinder height ``size[1]``); the body frame is ``T(position) Ry Rx Rz`` (Euler
+  radians, Y-X-Z like babylon-mmd's yaw-pitch-roll), fixed relative to its bone at the rest pose;
+* mode 0: kinematic, follows its bone (mass 0); mode 1: dynamic, its bone takes the body's transform;
+  mode 2: dynamic rotation, the bone keeps the position its parent gives it and the body is moved there;
+* collision: body a and b collide when a's group bit is in b's mask and b's in a's (the file's 16-bit
+  "non-collision" field is stored as that mask: 0xFFFF collides with every group);
+* joints: a generic 6-DOF constraint in the joint frame ``T(position) Ry Rx Rz``, linear and angular limits
+  as given (lower > upper frees an axis, Bullet's rule) and springs. panda3d wraps btGeneric6DofConstraint,
+  not btGeneric6DofSpringConstraint, so the spring is emulated exactly as Bullet 2.x implements it
+  (btGeneric6DofSpringConstraint::internalUpdateSprings): before each sub-step, per axis with a non-zero
+  stiffness, ``delta`` = the current constraint-space offset (linear: frame B's origin in frame A; angular:
+  Bullet's XYZ Euler angles of frame A^-1 B) minus the rest value, ``force = delta * k`` (linear) or
+  ``-delta * k`` (angular), and the axis's limit motor gets target velocity ``fps * damping / iterations *
+  force`` and max force ``|force| / fps`` (damping 1, Bullet's default; 10 solver iterations);
+* time: MMD's 60 frames/s, 2 fixed sub-steps per frame (1/120 s).
+
+Not reproduced: Bullet's "additional damping" (saba turns it on; panda3d does not expose it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from udpgen.errors import UdpgenError
+from udpgen.mmd.model import Model
+from udpgen.rig import quat as Q
+from udpgen.rig.physics import UsablePhysics, usable_physics
+from udpgen.settings import check_settings, fail, setting
+
+GRAVITY = (0.0, -98.0, 0.0)       # MMD units/s^2 (9.8 m/s^2 * 10, as MMD sets it)
+FRAME_RATE = 60.0                 # MMD's frames per second
+SUBSTEPS = 2                      # fixed Bullet steps per frame
+SOLVER_ITERATIONS = 10            # Bullet's default, used by the spring formula
+
+_bullet = None
+
+
+class PhysicsUnavailable(UdpgenError):
+    """The physics engine (panda3d) is not installed, or this model's physics cannot be built."""
+
+
+def available() -> bool:
+    """Whether the physics engine (the optional ``panda3d`` package) can be imported."""
+    try:
+        _engine()
+    except PhysicsUnavailable:
+        return False
+    return True
+
+
+def _engine():
+    """panda3d's Bullet module, configured once for MMD's group/mask rule (read when a world is made)."""
+    global _bullet
+    if _bullet is None:
+        try:
+            from panda3d import bullet
+            from panda3d.core import loadPrcFileData
+        except ImportError as e:
+            raise PhysicsUnavailable("physics needs the optional panda3d package "
+                                     "(pip install 'udpgen[physics]')") from e
+        loadPrcFileData("udpgen-physics", "bullet-filter-algorithm groups-mask\nnotify-level-bullet error")
+        _bullet = bullet
+    return _bullet
+
+
+def euler_matrix(position, rotation) -> np.ndarray:
+    """(4, 4) ``T(position) Ry Rx Rz`` from MMD's body/joint position (3,) and Euler radians (3,)."""
+    x, y, z = (float(a) for a in rotation)
+    cx, sx, cy, sy, cz, sz = math.cos(x), math.sin(x), math.cos(y), math.sin(y), math.cos(z), math.sin(z)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    m = np.eye(4)
+    m[:3, :3] = ry @ rx @ rz
+    m[:3, 3] = np.asarray(position, np.float64)
+    return m
+
+
+def bullet_euler_xyz(r: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) relative rotations A^-1 B -> (..., 3) the angles Bullet's 6-DOF constraint measures
+    (matrixToEulerXYZ, which reads the matrix elements column-major: the XYZ angles of ``r`` transposed)."""
+    sy = np.clip(r[..., 2, 0], -1.0, 1.0)
+    return np.stack([np.arctan2(-r[..., 2, 1], r[..., 2, 2]), np.arcsin(sy),
+                     np.arctan2(-r[..., 1, 0], r[..., 0, 0])], -1)
+
+
+def _inv(m: np.ndarray) -> np.ndarray:
+    """Inverse of rigid (..., 4, 4) transforms."""
+    out = np.zeros_like(m)
+    rt = np.swapaxes(m[..., :3, :3], -1, -2)
+    out[..., :3, :3] = rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", rt, m[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything about a model's physics that does not change while simulating (built once per model).
+
+    bodies: kept body indices (B,); bone (B,) int (-1 none); mode (B,); offset (B, 4, 4): the body's frame
+    in its bone's frame (rest pose); joints: kept joint indices (J,); a / b (J,): positions in ``bodies``;
+    frame_a / frame_b (J, 4, 4): the joint frame in body a's / b's frame; scale: the diagonal of the
+    mesh's bounding box (MMD units); reach: the farthest body from the origin at rest (MMD units).
+    """
+    bodies: np.ndarray
+    bone: np.ndarray
+    mode: np.ndarray
+    offset: np.ndarray
+    joints: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    frame_a: np.ndarray
+    frame_b: np.ndarray
+    scale: float
+    reach: float
+
+    @staticmethod
+    def build(model: Model, usable: UsablePhysics | None = None) -> "Layout":
+        usable = usable if usable is not None else usable_physics(model)
+        rest = np.array([b.position for b in model.bones], np.float64).reshape(-1, 3)
+        bodies = np.asarray(usable.bodies, np.int64)
+        bone = np.array([model.rigid_bodies[i].bone for i in bodies], np.int64)
+        mode = np.array([model.rigid_bodies[i].mode for i in bodies], np.int64)
+        world = np.stack([euler_matrix(model.rigid_bodies[i].position, model.rigid_bodies[i].rotation)
+                          for i in bodies]) if len(bodies) else np.zeros((0, 4, 4))
+        offset = world.copy()
+        has = bone >= 0
+        offset[has, :3, 3] -= rest[bone[has]]          # rest bone frames are pure translations
+        slot = {int(i): k for k, i in enumerate(bodies)}
+        joints = np.asarray(usable.joints, np.int64)
+        a = np.array([slot[model.joints[j].rigid_a] for j in joints], np.int64)
+        b = np.array([slot[model.joints[j].rigid_b] for j in joints], np.int64)
+        jw = np.stack([euler_matrix(model.joints[j].position, model.joints[j].rotation) for j in joints]) \
+            if len(joints) else np.zeros((0, 4, 4))
+        inv = _inv(world)
+        frame_a = inv[a] @ jw if len(joints) else jw
+        frame_b = inv[b] @ jw if len(joints) else jw
+        pts = np.asarray(model.positions, np.float64).reshape(-1, 3) if model.vertex_count else rest
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        span = pts.max(0) - pts.min(0) if len(pts) else np.ones(3)
+        reach = float(np.linalg.norm(world[:, :3, 3], axis=1).max()) if len(bodies) else 0.0
+        return Layout(bodies, bone, mode, offset, joints, a, b, frame_a, frame_b,
+                      float(max(np.linalg.norm(span), 1.0)), reach)
+
+    @property
+    def dynamic(self) -> np.ndarray:
+        return self.mode != 0
+
+
+class PhysicsWorld:
+    """One Bullet world for one model's kept bodies and joints; build a fresh one to reset all state.
+
+    ``reset(world)`` places every body at its bone's frame in ``world`` (n, 4, 4) at rest velocity;
+    ``step(world)`` advances one MMD frame (1/60 s, 2 sub-steps) with the kinematic bodies at ``world``
+    and returns the bone frames with the physics bones replaced; :meth:`exploded` says whether the result is
+    unusable (NaN, a body far from its bone, a joint stretched far past its limits).
+    """
+
+    def __init__(self, model: Model, layout: Layout, parent: np.ndarray, depth: np.ndarray):
+        bt = _engine()
+        from panda3d.core import BitMask32, Point3, TransformState, Vec3
+
+        self._ts, self._vec3, self._point3 = TransformState, Vec3, Point3
+        self._one = Vec3(1, 1, 1)
+        self.model, self.layout, self.parent = model, layout, parent
+        self.world = bt.BulletWorld()
+        self.world.set_gravity(Vec3(*GRAVITY))
+        rbs = [model.rigid_bodies[i] for i in layout.bodies]
+        classes = sorted({(rb.group, rb.no_collision_mask) for rb in rbs})
+        if len(classes) > 32:
+            raise PhysicsUnavailable(f"{model.path or 'model'}: {len(classes)} distinct collision "
+                                     f"group/mask pairs, more than the 32 the engine's filter can hold")
+        cid = {c: k for k, c in enumerate(classes)}
+        for (ga, ma), ka in cid.items():
+            for (gb, mb), kb in cid.items():
+                self.world.set_group_collision_flag(ka, kb, bool((ma >> gb) & 1 and (mb >> ga) & 1))
+        self.nodes = []
+        for rb in rbs:
+            node = bt.BulletRigidBodyNode(rb.name)
+            s = [float(v) for v in rb.size]
+            if rb.shape == 0:
+                shape = bt.BulletSphereShape(s[0])
+            elif rb.shape == 1:
+                shape = bt.BulletBoxShape(Vec3(s[0], s[1], s[2]))
+            else:
+                shape = bt.BulletCapsuleShape(s[0], s[1], bt.YUp)
+            node.add_shape(shape)
+            if rb.mode == 0:
+                node.set_kinematic(True)
+            else:
+                node.set_mass(float(rb.mass))
+            node.set_linear_damping(float(rb.linear_damping))
+            node.set_angular_damping(float(rb.angular_damping))
+            node.set_friction(float(rb.friction))
+            node.set_restitution(float(rb.restitution))
+            node.set_deactivation_enabled(False)
+            node.set_into_collide_mask(BitMask32.bit(cid[rb.group, rb.no_collision_mask]))
+            self.world.attach_rigid_body(node)
+            self.nodes.append(node)
+        self.constraints = []
+        spring_joints, k_lin, k_ang = [], [], []
+        self._lin_motors, self._ang_motors = [], []     # (motor, row in the spring arrays[, axis])
+        joints = [model.joints[j] for j in layout.joints]
+        for k, jt in enumerate(joints):
+            c = bt.BulletGenericConstraint(self.nodes[layout.a[k]], self.nodes[layout.b[k]],
+                                           self._transform(layout.frame_a[k]), self._transform(layout.frame_b[k]),
+                                           True)
+            for axis in range(3):
+                c.set_linear_limit(axis, float(jt.linear_lower[axis]), float(jt.linear_upper[axis]))
+                c.set_angular_limit(axis, math.degrees(float(jt.angular_lower[axis])),
+                                    math.degrees(float(jt.angular_upper[axis])))
+            kl = np.asarray(jt.spring_linear, np.float64)
+            ka = np.asarray(jt.spring_angular, np.float64)
+            if np.any(kl != 0) or np.any(ka != 0):
+                row = len(spring_joints)
+                spring_joints.append(k)
+                k_lin.append(kl)
+                k_ang.append(ka)
+                motor = c.get_translational_limit_motor()
+                if np.any(kl != 0):
+                    self._lin_motors.append((motor, row))
+                for axis in range(3):
+                    if kl[axis] != 0:
+                        motor.set_motor_enabled(axis, True)
+                    if ka[axis] != 0:
+                        rot = c.get_rotational_limit_motor(axis)
+                        rot.set_motor_enabled(True)
+                        self._ang_motors.append((rot, row, axis))
+            self.world.attach_constraint(c, True)     # True: the joined bodies do not collide
+            self.constraints.append(c)
+        self._spring_joints = np.array(spring_joints, np.int64)
+        self._k_lin = np.array(k_lin, np.float64).reshape(-1, 3)
+        self._k_ang = np.array(k_ang, np.float64).reshape(-1, 3)
+        self._ang_rows = np.array([r for _, r, _ in self._ang_motors], np.int64)
+        self._ang_axes = np.array([a for _, _, a in self._ang_motors], np.int64)
+        self._dynamic = np.flatnonzero(layout.dynamic)
+        self._kinematic = np.flatnonzero(~layout.dynamic)
+        self._equilibrium = None
+        self._bodies = None          # (B, 4, 4) the state after the last step, or None (read afresh)
+        # bones a dynamic body writes back to (the first body of a bone wins), and every bone below one,
+        # parent-first: what a step recomputes
+        self._writer_of: dict[int, int] = {}
+        for k in self._dynamic:
+            if layout.bone[k] >= 0:
+                self._writer_of.setdefault(int(layout.bone[k]), int(k))
+        self._inv_offset = _inv(layout.offset)
+        below = np.zeros(len(parent), bool)
+        for b in range(len(parent)):
+            q = b
+            while q >= 0 and not below[b]:
+                if q in self._writer_of:
+                    below[b] = True
+                q = int(parent[q])
+        affected = [int(b) for b in np.lexsort((np.arange(len(parent)), depth)) if below[b]]
+        self.written = np.array([b for b in affected if b in self._writer_of], np.int64)
+        self._levels = []          # (bones at one depth (k,), their body or -1 (k,)), shallowest first
+        for d in sorted({int(depth[b]) for b in affected}):
+            idx = np.array([b for b in affected if depth[b] == d], np.int64)
+            self._levels.append((idx, np.array([self._writer_of.get(int(b), -1) for b in idx], np.int64)))
+        self.frames = 0
+        lo = np.array([model.joints[j].linear_lower for j in layout.joints], np.float64).reshape(-1, 3)
+        hi = np.array([model.joints[j].linear_upper for j in layout.joints], np.float64).reshape(-1, 3)
+        self._lo, self._hi, self._free = lo, hi, lo > hi
+        arms = np.linalg.norm(layout.frame_a[:, :3, 3], axis=1) + np.linalg.norm(layout.frame_b[:, :3, 3], axis=1)
+        self._slack = 0.1 * layout.scale + 0.5 * arms
+        self._reach = 2.0 * (layout.scale + layout.reach)
+
+    # ------------------------------------------------------------------------------ transforms
+    def _transform(self, m: np.ndarray):
+        """A panda3d TransformState from a rigid (4, 4) matrix."""
+        from panda3d.core import Quat
+
+        q = Q.from_matrix(m[:3, :3]).tolist()
+        return self._ts.make_pos_quat_scale(self._point3(*m[:3, 3].tolist()), Quat(q[3], q[0], q[1], q[2]),
+                                            self._one)
+
+    def _place(self, ks, frames: np.ndarray) -> None:
+        """Set the bodies ``ks`` to the rigid frames (k, 4, 4)."""
+        from panda3d.core import Quat
+
+        if not len(ks):
+            return
+        qs = Q.from_matrix(frames[:, :3, :3]).tolist()
+        ps = frames[:, :3, 3].tolist()
+        make, point, one = self._ts.make_pos_quat_scale, self._point3, self._one
+        for k, q, p in zip(ks, qs, ps):
+            self.nodes[k].set_transform(make(point(*p), Quat(q[3], q[0], q[1], q[2]), one))
+
+    def body_matrices(self) -> np.ndarray:
+        """(B, 4, 4) the bodies' current frames (model space)."""
+        pos, quat = [], []
+        for node in self.nodes:
+            t = node.get_transform()
+            pos.append(tuple(t.get_pos()))
+            quat.append(tuple(t.get_quat()))
+        quat = np.array(quat, np.float64).reshape(-1, 4)
+        return Q.compose(quat[:, [1, 2, 3, 0]], np.array(pos, np.float64).reshape(-1, 3))
+
+    def _body_targets(self, world: np.ndarray) -> np.ndarray:
+        lay = self.layout
+        bone_world = np.where((lay.bone >= 0)[:, None, None], world[np.maximum(lay.bone, 0)], np.eye(4))
+        return bone_world @ lay.offset
+
+    def reset(self, world: np.ndarray) -> None:
+        """Put every body at its bone's frame in ``world`` (n, 4, 4), at rest; the springs' rest values are
+        measured here the first time (MMD sets them at load, in the rest pose)."""
+        targets = self._body_targets(world)
+        zero = self._vec3(0, 0, 0)
+        self._place(range(len(self.nodes)), targets)
+        self._bodies = None
+        for node in self.nodes:
+            if not node.is_kinematic():
+                node.set_linear_velocity(zero)
+                node.set_angular_velocity(zero)
+        if self._equilibrium is None:
+            self._equilibrium = self._joint_offsets(targets)
+
+    def _joint_offsets(self, bodies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per joint, (J, 3) frame B's origin in frame A and (J, 3) Bullet's Euler angles of A^-1 B."""
+        lay = self.layout
+        fa = bodies[lay.a] @ lay.frame_a
+        fb = bodies[lay.b] @ lay.frame_b
+        ra = fa[:, :3, :3]
+        linear = np.einsum("jki,jk->ji", ra, fb[:, :3, 3] - fa[:, :3, 3])
+        angular = bullet_euler_xyz(np.swapaxes(ra, 1, 2) @ fb[:, :3, :3])
+        return linear, angular
+
+    def _update_springs(self, bodies: np.ndarray, h: float) -> None:
+        """Bullet's spring: each sprung axis's limit motor pushes back toward the rest offset (module doc)."""
+        if not self._spring_joints.size:
+            return
+        linear, angular = self._joint_offsets(bodies)
+        eq_l, eq_a = self._equilibrium
+        fps = 1.0 / h
+        vel = fps / SOLVER_ITERATIONS        # * damping, 1 as in Bullet
+        j = self._spring_joints
+        f_lin = (linear[j] - eq_l[j]) * self._k_lin
+        f_ang = -(angular[j] - eq_a[j]) * self._k_ang
+        vec3 = self._vec3
+        for motor, i in self._lin_motors:
+            f = f_lin[i]
+            motor.set_target_velocity(vec3(*(vel * f).tolist()))
+            motor.set_max_motor_force(vec3(*(np.abs(f) / fps).tolist()))
+        f = f_ang[self._ang_rows, self._ang_axes].tolist()
+        for (motor, _, _), fk in zip(self._ang_motors, f):
+            motor.set_target_velocity(vel * fk)
+            motor.set_max_motor_force(abs(fk) / fps)
+
+    def step(self, world: np.ndarray, frames: int = 1) -> np.ndarray:
+        """Advance ``frames`` MMD frames with the kinematic bodies at their bones in ``world`` (n, 4, 4, the
+        before-physics bone frames); returns a copy of ``world`` with the bones of dynamic bodies (and
+        their descendants) replaced by the physics result."""
+        targets = self._body_targets(world)
+        h = 1.0 / (FRAME_RATE * SUBSTEPS)
+        self._place(self._kinematic, targets[self._kinematic])
+        # the bodies' frames: kinematic ones as placed, dynamic ones as read after each sub-step (the
+        # state after the previous step is kept, mode-2 pins included, so a frame reads them once less)
+        bodies = self._bodies if self._bodies is not None else self.body_matrices()
+        bodies[self._kinematic] = targets[self._kinematic]
+        for i in range(frames * SUBSTEPS):
+            if i:
+                self._read_dynamic(bodies)
+            self._update_springs(bodies, h)
+            self.world.do_physics(h, 0, h)        # max_substeps 0: exactly one step of h
+        self.frames += frames
+        self._read_dynamic(bodies)
+        out = self._write_back(world, bodies)      # moves the mode-2 bodies in ``bodies`` too
+        self._bodies = bodies
+        return out
+
+    def _read_dynamic(self, bodies: np.ndarray) -> None:
+        """Refresh the dynamic bodies' rows of ``bodies`` (B, 4, 4) from the engine."""
+        dyn = self._dynamic
+        if not dyn.size:
+            return
+        pos, quat = [], []
+        for k in dyn.tolist():
+            t = self.nodes[k].get_transform()
+            pos.append(tuple(t.get_pos()))
+            quat.append(tuple(t.get_quat()))
+        quat = np.array(quat, np.float64)
+        bodies[dyn] = Q.compose(quat[:, [1, 2, 3, 0]], np.array(pos, np.float64))
+
+    def _write_back(self, world: np.ndarray, bodies: np.ndarray) -> np.ndarray:
+        """Bones of dynamic bodies take their body's frame (mode 1) or rotation (mode 2: the position its
+        parent gives it, and its body is moved there, as MMD does); their other descendants keep their
+        before-physics local transforms under the moved parents. One batched step per hierarchy depth."""
+        out = world.copy()
+        lay = self.layout
+        parent = self.parent
+        pinned_k, pinned = [], []
+        for idx, writer in self._levels:
+            p = parent[idx]
+            base = world[idx].copy()
+            has = p >= 0
+            if has.any():
+                pi, bi = p[has], idx[has]
+                base[has] = out[pi] @ (_inv(world[pi]) @ world[bi])
+            w = writer >= 0
+            if w.any():
+                k = writer[w]
+                frame = bodies[k] @ self._inv_offset[k]
+                two = lay.mode[k] == 2
+                frame[two, :3, 3] = base[w][two, :3, 3]
+                base[w] = frame
+                if two.any():
+                    pinned_k.extend(k[two].tolist())
+                    pinned.append(frame[two] @ lay.offset[k[two]])
+            out[idx] = base
+        if pinned_k:
+            pinned = np.concatenate(pinned)
+            self._place(pinned_k, pinned)
+            bodies[pinned_k] = pinned
+        return out
+
+    def exploded(self, world: np.ndarray) -> str | None:
+        """Why the current state is unusable for the kinematic bone frames ``world``, or None.
+
+        Unusable: a non-finite body; a dynamic body farther from its kinematic place than twice the reach
+        of the model (its size plus the farthest body from the origin at rest: MMD "weights" hang dozens
+        of units below a skirt, so their kinematic place swings that far when the body turns); a joint
+        whose frames lie outside its linear limits by more than a tenth of the model's size plus half its
+        lever arms (a weld to a far weight flexes by its arm times the angular error).
+        """
+        bodies = self.body_matrices()
+        if not np.isfinite(bodies).all():
+            return "a rigid body's transform is not finite"
+        lay = self.layout
+        dyn = self._dynamic
+        if dyn.size:
+            far = np.linalg.norm(bodies[dyn, :3, 3] - self._body_targets(world)[dyn, :3, 3], axis=1)
+            if far.max() > self._reach:
+                return f"a rigid body is {far.max():.1f} units from its bone (bound {self._reach:.1f})"
+        if len(lay.joints):
+            linear, _ = self._joint_offsets(bodies)
+            outside = np.where(self._free, 0.0, np.maximum(self._lo - linear, 0) + np.maximum(linear - self._hi, 0))
+            excess = np.linalg.norm(outside, axis=1) - self._slack
+            k = int(np.argmax(excess))
+            if excess[k] > 0:
+                return (f"joint {self.model.joints[lay.joints[k]].name!r} is stretched "
+                        f"{np.linalg.norm(outside[k]):.1f} units past its limits (bound {self._slack[k]:.1f})")
+        return None
+
+
+@dataclass(frozen=True)
+class SettleSettings:
+    """How a still pose is reached: the kinematic bones go from the rest pose to the target over a seeded
+    number of MMD frames in [min_frames, max_frames] (smoothstep easing), then hold it ``hold_frames``."""
+    min_frames: int = setting(30, kind=int, low=1, high=600)
+    max_frames: int = setting(60, kind=int, low=1, high=600)
+    hold_frames: int = setting(10, kind=int, low=0, high=600)
+
+    def __post_init__(self):
+        check_settings(self)
+        if self.max_frames < self.min_frames:
+            fail(self, "max_frames", self.max_frames, f"at least min_frames ({self.min_frames})")
+
+
+class Physics:
+    """A character's physics: :meth:`settle` gives the hook :meth:`udpgen.rig.skeleton.Skeleton.pose` runs
+    between the before- and after-physics bones. Every pose gets a fresh Bullet world (no state carries
+    over between poses or characters, so a pose's result depends only on its inputs and seed).
+
+    ``fallbacks`` counts poses whose physics exploded and were drawn kinematic; ``last_fallback`` says why.
+    """
+
+    def __init__(self, model: Model, skeleton, settings: SettleSettings | None = None,
+                 usable: UsablePhysics | None = None):
+        _engine()
+        self.model, self.skeleton = model, skeleton
+        self.settings = settings or SettleSettings()
+        self.layout = Layout.build(model, usable)
+        classes = {(model.rigid_bodies[i].group, model.rigid_bodies[i].no_collision_mask) for i in self.layout.bodies}
+        if len(classes) > 32:       # checked here too, so a character fails once, at load, not per view
+            raise PhysicsUnavailable(f"{model.path or 'model'}: {len(classes)} distinct collision "
+                                     f"group/mask pairs, more than the 32 the engine's filter can hold")
+        self.active = bool(self.layout.dynamic.any())
+        self.rest_world = skeleton.pose().world
+        self.fallbacks = 0
+        self.last_fallback: str | None = None
+
+    def world(self) -> PhysicsWorld:
+        """A fresh world with the bodies at the rest pose."""
+        w = PhysicsWorld(self.model, self.layout, self.skeleton.parent, self.skeleton.depth)
+        w.reset(self.rest_world)
+        return w
+
+    def settle(self, seed):
+        """The physics hook for one still pose (None when the model has no dynamic body, so such a model
+        poses exactly as without physics). ``seed``: anything ``numpy.random.default_rng`` takes."""
+        if not self.active:
+            return None
+        n_frames = int(np.random.default_rng(seed).integers(self.settings.min_frames,
+                                                             self.settings.max_frames + 1))
+
+        def hook(target: np.ndarray):
+            w = self.world()
+            rest = self.rest_world
+            q0, q1 = Q.from_matrix(rest[:, :3, :3]), Q.from_matrix(target[:, :3, :3])
+            try:
+                out = target
+                for f in range(1, n_frames + 1):
+                    s = f / n_frames
+                    s = s * s * (3 - 2 * s)
+                    frame = Q.compose(Q.slerp(q0, q1, s), (1 - s) * rest[:, :3, 3] + s * target[:, :3, 3])
+                    out = w.step(frame)
+                if self.settings.hold_frames:
+                    out = w.step(target, self.settings.hold_frames)
+                why = w.exploded(target) or (None if np.isfinite(out).all() else "a bone frame is not finite")
+            except AssertionError as e:      # panda3d asserts when Bullet hands it a NaN transform
+                why = f"the engine refused the state ({e})"
+            if why is not None:
+                self.fallbacks += 1
+                self.last_fallback = why
+                return None
+            return w.written, out[w.written]
+
+        return hook
+
+
+class MotionPhysics:
+    """A motion simulated forward at MMD's 60 Hz, as MMD plays it: ``at(frame)`` gives the hook for one
+    motion frame (VMD frames, 30 per second). The world starts ``warmup_s`` seconds before the first frame
+    asked for, with the bodies at their bones in that pose, and runs through every 1/60 s in between; a
+    frame more than two warm-ups after the last one (or before it) restarts it there, as does an
+    explosion (that frame falls back to the kinematic pose and is counted in ``physics.fallbacks``).
+
+    world_at(frame) -> (n, 4, 4): the before-physics bone frames of the motion at a VMD frame.
+    """
+
+    def __init__(self, physics: "Physics", world_at, warmup_s: float = 2.0):
+        self.physics, self.world_at, self.warmup = physics, world_at, warmup_s * 30.0
+        self._w: PhysicsWorld | None = None
+        self._t = 0.0                      # VMD frame the world has been stepped to
+
+    def _restart(self, frame: float) -> None:
+        start = np.floor(2.0 * (frame - self.warmup)) / 2.0
+        self._w = PhysicsWorld(self.physics.model, self.physics.layout, self.physics.skeleton.parent,
+                               self.physics.skeleton.depth)
+        self._w.reset(self.world_at(start))
+        self._t = start
+
+    def at(self, frame: float):
+        """The hook for motion frame ``frame`` (None when the model has no dynamic body)."""
+        if not self.physics.active:
+            return None
+
+        def hook(target: np.ndarray):
+            ph = self.physics
+            if self._w is None or frame < self._t or frame - self._t > 2 * self.warmup:
+                self._restart(frame)
+            try:
+                bodies = None
+                while self._t + 0.5 <= frame + 1e-9:          # 0.5 VMD frame = one 1/60 s physics frame
+                    self._t += 0.5
+                    self._w.step(self.world_at(self._t))
+                    bodies = self._w._bodies
+                if bodies is None:                             # already there (the same frame again)
+                    bodies = self._w.body_matrices()
+                out = self._w._write_back(target, bodies)
+                why = self._w.exploded(target) or (None if np.isfinite(out).all() else "a bone frame is not finite")
+            except AssertionError as e:
+                why = f"the engine refused the state ({e})"
+            if why is not None:
+                ph.fallbacks += 1
+                ph.last_fallback = why
+                self._w = None
+                return None
+            return self._w.written, out[self._w.written]
+
+        return hook
+
+
+PHYSICS_CHOICES = ("auto", "on", "off")
+
+
+def resolve_physics(choice: str) -> bool:
+    """``--physics`` on/off/auto -> whether to simulate: auto = on when the engine is installed; on
+    without the engine is an error naming the package."""
+    if choice not in PHYSICS_CHOICES:
+        raise UdpgenError(f"physics = {choice!r}: expected one of {', '.join(PHYSICS_CHOICES)}")
+    if choice == "off":
+        return False
+    if choice == "on":
+        _engine()                     # raises PhysicsUnavailable naming the package
+        return True
+    return available()
+
+
+def character_physics(model: Model, skeleton, settings: SettleSettings | None = None) -> Physics | None:
+    """A :class:`Physics` for a character, or None when it has no dynamic body (nothing to simulate) or
+    its physics cannot be built (more collision classes than the engine holds): then it poses kinematic."""
+    try:
+        ph = Physics(model, skeleton, settings)
+    except PhysicsUnavailable:
+        return None
+    return ph if ph.active else None
