@@ -11,6 +11,8 @@ found the way ``udpgen synth`` finds them (:func:`udpgen.synth.sources.discover_
 * the rest pose: each upper arm's droop below horizontal in degrees, labelled ``T`` below
   :data:`T_POSE_MAX_DROOP_DEG` (mean of both arms), else ``A``;
 * physics: :func:`udpgen.rig.physics.usable_physics`'s summary (bodies and joints kept, and why any are dropped);
+  with the engine installed, ``settle``: three seeded random poses settled as synth settles them and how many
+  fell back to the kinematic pose (exploding physics; a warning);
 * whether canonicalisation succeeds and whether one small test render (the canonical A-pose, one front
   camera, ``render_size`` px, the renderer ``udpgen render`` uses) sees the character and gives a UDP image
   the shard writer accepts;
@@ -171,6 +173,8 @@ def check_model(source: ModelSource, motions=(), cache_dir=None, renderer=None) 
         canonical = None
         if rig is not None and row["humanoid"]:
             canonical = _step(checks, "canonicalisation", lambda: _canonical(rig, row))
+        if rig is not None and row["humanoid"] and _simulates(row):
+            _step(checks, "physics settle", lambda: _settle(model, rig, row, checks))
         if canonical is not None and renderer is not None and s["vertices"] and s["faces"]:
             _step(checks, "test render", lambda: _render(renderer, model, rig, canonical, row, checks))
         # what posing, skinning or the draw warned of comes after the reader's warnings
@@ -198,6 +202,33 @@ def _physics(model: Model, row: dict, checks: _Checks) -> None:
         checks.warnings.append(f"physics would drop {p['rigid_bodies'] - p['kept_bodies']} of {p['rigid_bodies']} "
                                f"rigid bodies and {p['joints'] - p['kept_joints']} of {p['joints']} joints: "
                                f"{_names(p['dropped'])}")
+
+
+SETTLE_POSES = 3       # seeded random poses settled per model with physics
+
+
+def _simulates(row: dict) -> bool:
+    """Whether to try the simulation: the engine is installed and the model keeps some rigid bodies."""
+    from udpgen.rig.physics_world import available
+
+    return bool(row["physics"] and row["physics"]["kept_bodies"]) and available()
+
+
+def _settle(model: Model, rig, row: dict, checks: _Checks) -> None:
+    """Settle SETTLE_POSES random poses as synth does; count the poses whose physics fell back to kinematic."""
+    from udpgen.rig.physics_world import character_physics
+    from udpgen.rig.sampler import PoseSampler
+
+    ph = character_physics(model, rig.skeleton)
+    if ph is None:
+        row["physics"]["settle"] = {"poses": 0, "fallbacks": 0, "note": "no dynamic body: poses kinematic"}
+        return
+    for k, values in enumerate(PoseSampler(rig).sample_many(0, SETTLE_POSES)):
+        rig.pose_bones(values, physics=ph.settle([0, k]))
+    row["physics"]["settle"] = {"poses": SETTLE_POSES, "fallbacks": ph.fallbacks, "reason": ph.last_fallback}
+    if ph.fallbacks:
+        checks.warnings.append(f"physics fell back to the kinematic pose in {ph.fallbacks} of {SETTLE_POSES} "
+                               f"settled poses ({ph.last_fallback})")
 
 
 def _rig(model: Model, row: dict, checks: _Checks):
@@ -425,10 +456,17 @@ def _model_cells(r: dict, root: str) -> list[str]:
             f"{rest['label']} {np.mean(rest['droop_deg']):.1f}" if rest else "-",
             f"{phys['kept_bodies']}/{phys['rigid_bodies']}" if phys else "-",
             f"{phys['kept_joints']}/{phys['joints']}" if phys else "-",
+            _settled(phys),
             f"{tex['found']}/{tex['used']}" if tex else "-",
             "-" if canon is None else "ok" if canon.get("ok") else "FAIL",
             "-" if render is None else "ok" if render.get("ok") else "FAIL",
             r.get("reason") or ""]
+
+
+def _settled(phys: dict | None) -> str:
+    """'3/3' poses simulated without falling back, '-' when not simulated."""
+    st = (phys or {}).get("settle")
+    return f"{st['poses'] - st['fallbacks']}/{st['poses']}" if st and st["poses"] else "-"
 
 
 def format_report(report: dict) -> str:
@@ -437,7 +475,8 @@ def format_report(report: dict) -> str:
     root = report["models_root"]
     root_dir = root if Path(root).is_dir() else str(Path(root).parent)
     lines = [f"models ({len(report['models'])}) under {root}"]
-    lines += _table(["model", "verdict", "verts", "faces", "humanoid", "rest", "bodies", "joints", "textures",
+    lines += _table(["model", "verdict", "verts", "faces", "humanoid", "rest", "bodies", "joints", "settled",
+                     "textures",
                      "canon", "render", "reason"], [_model_cells(r, root_dir) for r in report["models"]])
     details = []
     for r in report["models"]:             # what the reason column does not show

@@ -226,3 +226,20 @@ def test_doctor_on_the_robustness_corpus(tmp_path):
         seen[r["file"][len(str(tmp_path)) + 1:]] = r["kind"] == "bone"
     expected = {name: e.usable for name, e in entries.items()}
     assert seen == expected
+
+
+def test_doctor_settles_physics_and_counts_fallbacks(tmp_path, monkeypatch):
+    pytest.importorskip("panda3d.bullet")
+    from udpgen.rig import physics_world
+    from udpgen.sample import family
+    from udpgen.synth.doctor import SETTLE_POSES, DoctorSettings, doctor
+
+    family.write_family(tmp_path / "fam", 1, seed=0)
+    rep = doctor(tmp_path / "fam", None, DoctorSettings(render=False))
+    (row,) = rep["models"]
+    assert row["physics"]["settle"] == {"poses": SETTLE_POSES, "fallbacks": 0, "reason": None}
+    monkeypatch.setattr(physics_world.PhysicsWorld, "exploded", lambda self, world: "a body flew off")
+    rep = doctor(tmp_path / "fam", None, DoctorSettings(render=False))
+    (row,) = rep["models"]
+    assert row["physics"]["settle"]["fallbacks"] == SETTLE_POSES and row["verdict"] == "warnings"
+    assert any("fell back to the kinematic pose" in w and "a body flew off" in w for w in row["warnings"])
