@@ -1,9 +1,10 @@
 """``udpgen doctor`` throughput: models checked per second on a folder of 100 models.
 
 The folder: the bundled sample, Gene (Gene_light.pmx with its textures and Gene.pmd, when ../shared is
-present), characters of the generated family, and generated corpus models from tests/mmd_fixtures.py (a
-non-humanoid accessory, a zero-vertex skeleton) plus a truncated PMX, repeated by copying (each copy in its
-own folder, textures beside it) up to ``--models``. Baseline in the same run: the same folder checked
+present), characters of the generated family, and every model of the generated robustness corpus
+(tests/robustness_corpus.py: each tolerated oddity, a texture zoo, skeletons, accessories, a stage, truncated,
+empty and random files), repeated by copying (each copy in its own folder, textures beside it) up to
+``--models``. Baseline in the same run: the same folder checked
 without the test render (``--no-render``), so the ratio is what the render costs. Each mode runs
 ``--repeats`` times, alternating; per-model times come from the progress callback.
 
@@ -28,9 +29,6 @@ from bench.common import SHARED, pin_one_core, report  # noqa: E402
 
 def build_zoo(root: Path, count: int, family_count: int) -> dict[str, str]:
     """Write ``count`` models under ``root``; returns {folder name: kind}."""
-    from mmd_fixtures import make_model, skeleton_only
-    from udpgen.mmd import load
-    from udpgen.mmd.pmx_writer import write_pmx
     from udpgen.sample import family
 
     base = root / "_base"
@@ -46,13 +44,15 @@ def build_zoo(root: Path, count: int, family_count: int) -> dict[str, str]:
     family.write_family(base / "family", family_count, seed=0)
     for d in sorted((base / "family").iterdir()):
         bases.append(("family", d, [d.name + ".pmx", "tex"]))
-    (base / "corpus").mkdir()
-    write_pmx(make_model(), base / "corpus/accessory.pmx")
-    write_pmx(skeleton_only(load(REPO / "assets/sample/sample.pmx")), base / "corpus/skeleton.pmx")
-    (base / "corpus/truncated.pmx").write_bytes((REPO / "assets/sample/sample.pmx").read_bytes()[:3000])
-    for name, kind in (("accessory.pmx", "corpus_accessory"), ("skeleton.pmx", "corpus_skeleton"),
-                       ("truncated.pmx", "corpus_truncated")):
-        bases.append((kind, base / "corpus", [name]))
+    from robustness_corpus import write_corpus
+
+    for name, e in write_corpus(base / "corpus").items():       # every oddity, broken and non-character file
+        if e.kind != "model":
+            continue
+        rel = Path(name)
+        folder = base / "corpus" / rel.parent
+        extra = ["tex"] if rel.parent == Path(".") and e.readable else [] if rel.parent == Path(".") else ["Tex"]
+        bases.append((f"corpus_{rel.stem}", folder, [rel.name] + extra))
     kinds = {}
     zoo = root / "zoo"
     for i in range(count):
