@@ -10,7 +10,8 @@ not copied) and is varied by a seeded :class:`CharacterSpec`:
   a chain of bones under 頭 with rigid bodies (mode 0 on the head, mode 1 on the strand) and 6-DOF spring
   joints, laid out as MMD modellers do (:mod:`udpgen.sample.parts`);
 * garments: skirt length 0.6 .. 1.5, pleated (35 %: 8-16 pleats) or plain, a dress (25 %: the top in the
-  skirt's colour), or no skirt (shorts: the skirt's faces dropped); a cape (30 %): two
+  skirt's colour), or no skirt (shorts: the skirt's faces dropped); a skirt hangs on 8 two-segment bone chains
+  with bodies and joints, and collides with kinematic thigh and shin capsules; a cape (30 %): two
   flaring cards under 上半身2 with their own bodies and joints and a material of its own;
 * accessories (each 30 %): glasses, a brimmed hat, a ribbon, rigid on the head, one material;
 * faces: eye colour and iris size; palettes and procedural textures: hair, eye, cloth, trim, cape and
@@ -39,7 +40,7 @@ from udpgen.mmd.model import BoneFlag, Model
 from udpgen.mmd.pmx_writer import write_pmx
 from udpgen.sample.character import build_model, png_bytes
 from udpgen.sample.mesh import HAIR_AXES, HEAD_CENTER, joint_positions, unit
-from udpgen.sample.parts import CARD_BONES, Card, Mesh, add_cards, append_mesh, glasses, hat, part_material, ribbon
+from udpgen.sample.parts import CARD_BONES, Card, Mesh, add_cards, add_skirt_chains, append_mesh, glasses, hat, part_material, ribbon
 
 __all__ = ["CharacterSpec", "HAIR_STYLES", "ACCESSORIES", "PATTERNS", "CARD_BONES", "draw_spec", "build_character", "character_name",
            "write_family"]
@@ -311,6 +312,7 @@ def build_character(spec: CharacterSpec) -> tuple[Model, dict[str, np.ndarray]]:
     model = _skirt(model, spec)
     model, shape = _reshape(model, spec)
     model = _add_hair(model, spec, shape)
+    model = add_skirt_chains(model)
     model = _add_cape(model, spec, shape)
     model = _add_accessories(model, spec, shape)
     model = dataclasses.replace(model, name=spec.name, name_en=spec.name,

@@ -1,5 +1,6 @@
 """Parts a family character is dressed with, on top of the sample's body: strand cards (hair, capes) with their
-bones, rigid bodies and joints, and rigid accessories (glasses, a hat, a ribbon).
+bones, rigid bodies and joints; skirt bone chains with their bodies and the leg bodies they collide with; and
+rigid accessories (glasses, a hat, a ribbon).
 
 Every part is built in the sample's unshaped frame (MMD units, +Y up, the character faces -Z) and mapped by
 the character's shape (:class:`udpgen.sample.family` ``_Shape``: head parts with head weight 1, body parts
@@ -24,7 +25,7 @@ from udpgen.sample.character import pack_weights
 from udpgen.sample.mesh import FACE_OFFSET, HEAD_AXES, HEAD_CENTER, Surface, grid_faces, tube, unit
 
 __all__ = ["Card", "Mesh", "add_cards", "append_mesh", "glasses", "hat", "ribbon", "part_material",
-           "CARD_BONES"]
+           "CARD_BONES", "add_skirt_chains", "capsule_rotation", "SKIRT_CHAINS"]
 
 CARD_BONES = 4                     # bones per card chain
 
@@ -223,3 +224,102 @@ def ribbon(model: Model, shape, uv, side: float) -> Mesh:
         radii = np.stack([0.12 + 0.5 * np.sin(np.linspace(0.2, np.pi - 0.2, 6)), np.full(6, 0.12)], 1)
         parts.append(tube("loop", "acc", line, radii, np.array([0, 1.0, 0]), 8, (0, 0, 1, 1)))
     return Mesh.concat([_on_head(model, p, shape, uv) for p in parts])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Skirt chains and the leg bodies they collide with
+# ---------------------------------------------------------------------------------------------------
+SKIRT_CHAINS = 8                   # bone chains around the skirt, two segments each
+SKIRT_GROUP, LEG_GROUP = 3, 4      # collision groups (a mask bit set: collides with that group)
+
+
+def capsule_rotation(u: np.ndarray) -> np.ndarray:
+    """MMD Euler radians (x, y, z; applied Ry Rx Rz) turning a capsule's +Y axis onto the unit vector ``u``."""
+    return np.float32([math.acos(float(np.clip(u[1], -1, 1))), math.atan2(float(u[0]), float(u[2])), 0.0])
+
+
+def _capsule(name: str, name_en: str, bone: int, a: np.ndarray, b: np.ndarray, radius: float, group: int,
+             mask: int, mode: int, mass: float = 0.3) -> RigidBody:
+    """A capsule body from point ``a`` to ``b`` (MMD units) on ``bone``."""
+    d = a - b
+    ln = float(np.linalg.norm(d))
+    return RigidBody(name, name_en, bone, group, mask, 2, np.float32([radius, max(ln - 2 * radius, 0.05), 0]),
+                     ((a + b) / 2).astype(np.float32), capsule_rotation(d / max(ln, 1e-6)), mass, 0.9, 0.99, 0.0,
+                     0.5, mode)
+
+
+def add_skirt_chains(model: Model, material: str = "スカート", limit_deg: float = 30.0) -> Model:
+    """Bone chains for the skirt as MMD modellers rig one: SKIRT_CHAINS chains of two segments under 下半身
+    around it, the skirt's vertices reweighted onto them (the waist ring stays on 下半身), a capsule per
+    segment (mode 1) with 6-DOF spring joints to a kinematic anchor on 下半身, and kinematic capsules on the
+    thighs and shins (mode 0) that the skirt collides with, so a raised leg pushes it aside."""
+    names = [m.name for m in model.materials]
+    if material not in names:
+        return model
+    mi = names.index(material)
+    start = sum(m.face_count for m in model.materials[:mi])
+    verts = np.unique(model.faces[start:start + model.materials[mi].face_count])
+    if not len(verts):
+        return model
+    hip = model.bone_index("下半身")
+    p = model.positions[verts].astype(np.float64)
+    top, hem = float(p[:, 1].max()), float(p[:, 1].min())
+    drop = (top - p[:, 1]) / max(top - hem, 1e-6)
+    phi = np.arctan2(p[:, 0], p[:, 2])
+    bones, rigids, joints = list(model.bones), list(model.rigid_bodies), list(model.joints)
+    skirt_mask = 0xFFFF & ~(1 << SKIRT_GROUP)
+    anchor = len(rigids)
+    rigids.append(RigidBody("腰基", "skirt_base", hip, SKIRT_GROUP, skirt_mask, 0,
+                            np.float32([0.8 * float(np.abs(p[drop < 0.1][:, 0]).max(initial=1.0)), 0, 0]),
+                            np.float32([0, top - 0.3, 0]), np.zeros(3, np.float32), 1.0, 0.5, 0.5, 0.0, 0.5, 0))
+    chain_ids = np.zeros((SKIRT_CHAINS, 2), int)
+    lim = math.radians(limit_deg)
+    for k in range(SKIRT_CHAINS):
+        a = 2 * math.pi * k / SKIRT_CHAINS
+        near = np.abs(np.angle(np.exp(1j * (phi - a)))) < math.pi / SKIRT_CHAINS
+        pts = []
+        for level in (0.05, 0.5, 1.0):
+            sel = near & (np.abs(drop - level) < 0.12)
+            pts.append(p[sel].mean(0) if sel.any() else p[near].mean(0))
+        ids = []
+        for j in range(3):
+            flags = BoneFlag.ROTATABLE | BoneFlag.VISIBLE | BoneFlag.OPERABLE | BoneFlag.TAIL_IS_BONE
+            ids.append(len(bones))
+            bones.append(Bone(f"スカート{k + 1}_{j + 1}", f"skirt_{k + 1}_{j + 1}", pts[j].astype(np.float32),
+                              ids[-2] if j else hip, 0, int(flags), tail_index=-1))
+            if j:
+                bones[ids[-2]] = dataclasses.replace(bones[ids[-2]], tail_index=ids[-1])
+        chain_ids[k] = ids[:2]
+        prev = anchor
+        for j in range(2):
+            rigids.append(_capsule(f"スカート{k + 1}_{j + 1}", f"skirt_{k + 1}_{j + 1}", ids[j], pts[j], pts[j + 1],
+                                   0.3, SKIRT_GROUP, skirt_mask, 1))
+            joints.append(Joint(f"スカート{k + 1}_{j + 1}", f"skirt_{k + 1}_{j + 1}", 0, prev, len(rigids) - 1,
+                                pts[j].astype(np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32),
+                                np.zeros(3, np.float32), np.float32([-lim, -lim / 3, -lim]),
+                                np.float32([lim, lim / 3, lim]), np.zeros(3, np.float32), np.float32([8, 8, 8])))
+            prev = len(rigids) - 1
+    leg_mask = 0xFFFF & ~(1 << LEG_GROUP)
+    for lr, en in (("左", "L"), ("右", "R")):
+        hipj, knee, ankle = (model.bone_index(lr + n) for n in ("足", "ひざ", "足首"))
+        if min(hipj, knee, ankle) < 0:
+            continue
+        a, b, c = (np.asarray(bones[i].position, np.float64) for i in (hipj, knee, ankle))
+        r = 0.22 * float(np.linalg.norm(a - b)) / 4.6 * 3
+        rigids.append(_capsule(f"{lr}足", f"leg_{en}", hipj, a, b, r, LEG_GROUP, leg_mask, 0, 1.0))
+        rigids.append(_capsule(f"{lr}ひざ", f"knee_{en}", knee, b, c, 0.8 * r, LEG_GROUP, leg_mask, 0, 1.0))
+    # weights: the waist ring on 下半身, below it the two nearest chains (by angle), by segment (by drop)
+    w = np.clip(drop / 0.25, 0, 1)
+    w = w * w * (3 - 2 * w)
+    t = phi / (2 * math.pi / SKIRT_CHAINS) % SKIRT_CHAINS
+    k0 = np.floor(t).astype(int) % SKIRT_CHAINS
+    k1 = (k0 + 1) % SKIRT_CHAINS
+    f = t - np.floor(t)
+    seg = (drop >= 0.5).astype(int)
+    bi = np.stack([np.full(len(verts), hip), chain_ids[k0, seg], chain_ids[k1, seg], np.full(len(verts), -1)], 1)
+    bw = np.stack([1 - w, w * (1 - f), w * f, np.zeros(len(verts))], 1)
+    types, bids, bws = pack_weights(bi, bw)
+    wt, all_ids, all_w = model.weight_types.copy(), model.bone_indices.copy(), model.bone_weights.copy()
+    wt[verts], all_ids[verts], all_w[verts] = types, bids, bws
+    return dataclasses.replace(model, bones=tuple(bones), rigid_bodies=tuple(rigids), joints=tuple(joints),
+                               weight_types=wt, bone_indices=all_ids, bone_weights=all_w)

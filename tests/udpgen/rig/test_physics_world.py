@@ -267,3 +267,40 @@ def test_collision_filter_is_mmds_group_mask_rule(gene):
             colliding += rule
             mismatches += w.world.filter_test(w.nodes[i], w.nodes[j]) != rule
     assert mismatches == 0 and 0 < colliding < len(rbs) * (len(rbs) - 1) // 2
+
+
+def _inside_thigh(model, pose_positions: np.ndarray, bones_world: np.ndarray, verts: np.ndarray) -> int:
+    """Skirt vertices inside the left thigh's capsule (the leg body the skirt collides with)."""
+    hip, knee = model.bone_index("左足"), model.bone_index("左ひざ")
+    r = next(rb.size[0] for rb in model.rigid_bodies if rb.name == "左足")
+    a, b = bones_world[hip, :3, 3], bones_world[knee, :3, 3]
+    p = pose_positions[verts]
+    t = np.clip(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+    return int((np.linalg.norm(p - (a + t[:, None] * (b - a)), axis=1) < r).sum())
+
+
+def test_a_raised_leg_pushes_the_skirt_aside():
+    spec = next(s for s in (family.draw_spec(0, i) for i in range(80)) if s.skirt > 1.2 and s.hair == "short")
+    model, _ = family.build_character(spec)
+    rig = Rig(model)
+    mi = [m.name for m in model.materials].index("スカート")
+    start = sum(m.face_count for m in model.materials[:mi])
+    verts = np.unique(model.faces[start:start + model.materials[mi].face_count])
+    leg = model.bone_index("左足")
+    best = None
+    for sign in (1.0, -1.0):                     # the sign that swings the knee forward (towards -Z) and up
+        v = rig.rest_values()
+        r = v.rotation.copy()
+        r[leg] = Q.from_axis_angle(np.array([1.0, 0, 0]), sign * np.radians(75))
+        v = dataclasses.replace(v, rotation=r, ik_enabled=np.zeros_like(v.ik_enabled))
+        z = rig.pose_bones(v).positions[model.bone_index("左ひざ"), 2]
+        if best is None or z < best[0]:
+            best = (z, v)
+    v = best[1]
+    kin_bones = rig.pose_bones(v)
+    kinematic = _inside_thigh(model, rig.pose(v).positions, kin_bones.world, verts)
+    ph = Physics(model, rig.skeleton, SettleSettings(min_frames=40, max_frames=40, hold_frames=20))
+    sim = rig.pose(v, physics=ph.settle(0))
+    simulated = _inside_thigh(model, sim.positions, rig.pose_bones(v, physics=ph.settle(0)).world, verts)
+    assert ph.fallbacks == 0
+    assert kinematic >= 10 and simulated < 0.5 * kinematic, (kinematic, simulated)

@@ -87,8 +87,8 @@ def test_capes_bobs_and_accessories_are_parts_with_their_own_bodies():
     upper = model.bone_index("上半身2")
     cape_bones = [i for i, b in enumerate(model.bones) if "マント" in b.name]
     assert len(cape_bones) == 2 * (family.CARD_BONES + 1) and model.bones[cape_bones[0]].parent == upper
-    modes = sorted(rb.mode for rb in model.rigid_bodies)
-    assert modes == [0] + [1] * 2 * family.CARD_BONES             # one kinematic anchor, the rest dynamic
+    cape = [rb for rb in model.rigid_bodies if rb.name.startswith(("マント", "上半身")) or "マント" in rb.name]
+    assert sorted(rb.mode for rb in cape) == [0] + [1] * 2 * family.CARD_BONES    # a kinematic anchor, dynamic cards
     tips = model.positions[-3:]                                  # the last card row: below the hips, behind her
     assert tips[:, 1].max() < model.bones[model.bone_index("下半身")].position[1] and tips[:, 2].min() > 0
     bob = next(s for s in specs if s.hair == "bob" and not s.cape)
@@ -151,3 +151,31 @@ def test_cli_writes(tmp_path):
     res = CliRunner().invoke(cli, ["characters", "--count", "2", "--seed", "1", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert len(list(tmp_path.glob("*/*.pmx"))) == 2
+
+
+def test_skirts_hang_on_bone_chains_with_bodies_that_collide_with_the_legs():
+    from udpgen.sample.parts import LEG_GROUP, SKIRT_CHAINS, SKIRT_GROUP
+
+    spec = next(s for s in (family.draw_spec(0, i) for i in range(50)) if s.skirt > 1.0)
+    model, _ = family.build_character(spec)
+    chains = [b for b in model.bones if b.name.startswith("スカート")]
+    assert len(chains) == 3 * SKIRT_CHAINS
+    hip = model.bone_index("下半身")
+    roots = [i for i, b in enumerate(model.bones) if b.name.startswith("スカート") and b.name.endswith("_1")]
+    assert all(model.bones[i].parent == hip for i in roots)
+    skirt = [rb for rb in model.rigid_bodies if rb.group == SKIRT_GROUP]
+    legs = [rb for rb in model.rigid_bodies if rb.group == LEG_GROUP]
+    assert sorted(rb.mode for rb in skirt) == [0] + [1] * 2 * SKIRT_CHAINS and [rb.mode for rb in legs] == [0] * 4
+    # Bullet's rule: a pair collides when each one's group is in the other's mask
+    assert all(s.no_collision_mask >> LEG_GROUP & 1 and l.no_collision_mask >> SKIRT_GROUP & 1
+               for s in skirt for l in legs)
+    assert not any(a.no_collision_mask >> SKIRT_GROUP & 1 for a in skirt)          # the skirt never with itself
+    mi = [m.name for m in model.materials].index("スカート")
+    start = sum(m.face_count for m in model.materials[:mi])
+    verts = np.unique(model.faces[start:start + model.materials[mi].face_count])
+    hem = verts[model.positions[verts, 1] < model.positions[verts, 1].min() + 0.3]
+    chain_ids = {model.bone_index(b.name) for b in chains}
+    on_chains = [sum(float(w) for b, w in zip(model.bone_indices[v], model.bone_weights[v]) if b in chain_ids)
+                 for v in hem]
+    assert len(hem) > 10 and min(on_chains) > 0.999                   # the hem hangs on the chains alone
+
