@@ -2,7 +2,8 @@
 # Install everything the project needs on a fresh Debian/Ubuntu machine (idempotent; safe to rerun).
 #   - Mesa's headless GL (EGL + OSMesa on the CPU, no display needed)
 #   - torch: kept if already importable (a GPU build, say), else the CPU wheel torch==2.13.0
-#   - this package in editable mode, with the test extras
+#   - this package in editable mode, with the test extras (not Ray: for --distributor ray, add it with
+#     pip install -e '.[ray]')
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
