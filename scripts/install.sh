@@ -4,6 +4,7 @@
 #   - torch: kept if already importable (a GPU build, say), else the CPU wheel torch==2.13.0
 #   - this package in editable mode, with the test and physics extras (panda3d's Bullet: MMD rigid bodies,
 #     on by default in render and synth; 134 MB installed, no dependencies, next to torch's 750 MB)
+#     (not Ray: for --distributor ray, add it with pip install -e '.[ray]')
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

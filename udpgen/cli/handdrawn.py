@@ -135,6 +135,12 @@ def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, al
               help="Shrink larger images to this longer side before matting (speed; 0 = never).")
 @click.option("--skip-low", is_flag=True, help="Leave low-confidence mattes out (counted as failures).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes (one shard each).")
+@click.option("--distributor", type=click.Choice(["processes", "ray"]), default="processes", show_default=True,
+              help="Where shards run: spawned worker processes, or Ray tasks (optional extra: "
+                   "pip install 'conr-toolkit[ray]'; --workers tasks at a time).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --distributor ray: the Ray cluster to use (auto, HOST:PORT, ray://HOST:10001); "
+                   "default: start a local Ray for this run.")
 @click.option("--overwrite", is_flag=True, help="Replace shards in --out written with other settings or inputs "
                                                 "(default: refuse, naming the settings that differ).")
 @click.option("--retry-failed", is_flag=True, help="Also redo the committed shards whose stats record failed images.")
@@ -142,7 +148,8 @@ def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, al
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views_per_sample, min_confidence,
-                  matte_max, skip_low, workers, overwrite, retry_failed, allow_failures, as_json, quiet):
+                  matte_max, skip_low, workers, distributor, ray_address, overwrite, retry_failed, allow_failures,
+                  as_json, quiet):
     """Cut out hand-drawn characters and write them as unlabelled shards (source 'handdrawn', no UDP).
     INPUT holds one folder per character (images searched recursively); an image directly in INPUT is a
     one-shot character. Character ids are the folder name made safe plus a hash of the name; the split
@@ -157,10 +164,11 @@ def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views
     from dataclasses import asdict
 
     from udpgen.drawn.job import HanddrawnSettings, discover, plan_jobs, run_jobs
-    from udpgen.shards.jobs import check_resume
+    from udpgen.shards.jobs import check_distributor, check_resume
     from udpgen.shards import read_stats, update_directory
     from udpgen.shards import split_of
 
+    check_distributor(distributor, ray_address)          # before anything is read or deleted
     settings = HanddrawnSettings(size=size, crop=crop, min_confidence=min_confidence, skip_low=skip_low,
                                  matte_max=matte_max)
     root, characters = discover(input_path)
@@ -172,7 +180,7 @@ def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views
     todo = [j for j in jobs if j.name in names]
     with _bar(sum(j.files for j in todo), "img", quiet) as bar:
         failed = run_jobs(todo, root, out_dir, settings, markers_dir, workers, progress=bar.update,
-                          report=_report(bar))
+                          report=_report(bar), distributor=distributor, ray_address=ray_address)
     update_directory(out_dir, "handdrawn", {"input": str(input_path), "markers": bool(markers_dir), "size": size,
                                             "crop": crop, "per_shard": per_shard, "views_per_sample": views_per_sample,
                                             "min_confidence": min_confidence, "skip_low": skip_low,

@@ -24,7 +24,14 @@ import click
 @click.option("--num-nodes", type=int, default=1, show_default=True, help="Machines sharing this run (array jobs).")
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This machine's index in 0..num-nodes-1.")
 @click.option("--timeout", type=float, default=3600.0, show_default=True,
-              help="Seconds one shard may take with --workers >= 2; a worker past it is killed, its shard retried once.")
+              help="Seconds one shard may take with --workers >= 2 or on Ray; a worker past it is killed, its "
+                   "shard retried once.")
+@click.option("--distributor", type=click.Choice(["processes", "ray"]), default="processes", show_default=True,
+              help="Where shards run: spawned worker processes, or Ray tasks (optional extra: "
+                   "pip install 'conr-toolkit[ray]'; --workers tasks at a time).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --distributor ray: the Ray cluster to use (auto, HOST:PORT, ray://HOST:10001); "
+                   "default: start a local Ray for this run.")
 @click.option("--overwrite", is_flag=True, help="Replace shards in --out written with other settings or inputs "
                                                 "(default: refuse, naming the settings that differ).")
 @click.option("--retry-failed", is_flag=True, help="Also redo the committed shards whose stats record failed views "
@@ -36,7 +43,8 @@ import click
                    "is installed; off = every bone follows its parent. Recorded in the run's settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def synth(models, motions, out, size, poses, motion_frames, views, views_per_sample, samples_per_shard, workers,
-          seed, num_nodes, node_rank, timeout, overwrite, retry_failed, strict, physics, as_json):
+          seed, num_nodes, node_rank, timeout, distributor, ray_address, overwrite, retry_failed, strict, physics,
+          as_json):
     """Render a training set: every character in random natural poses and motion frames, seen by random
     cameras, written as train/val shards (1 in 16 characters to val, by character). Reruns resume: shards
     already committed are skipped, the rest come out byte-identical.
@@ -45,6 +53,7 @@ def synth(models, motions, out, size, poses, motion_frames, views, views_per_sam
     Examples:
       udpgen synth --models assets/sample --motions assets/sample --out data/shards --poses 8
       udpgen synth --models ~/mmd --out /data/conr --workers 2 --num-nodes 8 --node-rank $SLURM_ARRAY_TASK_ID
+      udpgen synth --models /nfs/mmd --out /nfs/conr --workers 64 --distributor ray --ray-address auto
     """
     from tqdm import tqdm
 
@@ -56,7 +65,7 @@ def synth(models, motions, out, size, poses, motion_frames, views, views_per_sam
     with tqdm(unit="view", desc="synth", disable=as_json or not sys.stderr.isatty(), dynamic_ncols=True) as bar:
         summary = synthesize(models, motions, out, cfg, workers=workers, num_nodes=num_nodes, node_rank=node_rank,
                              progress=bar.update, timeout=timeout, overwrite=overwrite,
-                             retry_failed=retry_failed)
+                             retry_failed=retry_failed, distributor=distributor, ray_address=ray_address)
     if as_json:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

@@ -278,15 +278,17 @@ def _run_job_in_worker(args) -> dict:
 
 def run_jobs(jobs: list[Job], root: Path, out_dir: Path, settings: HanddrawnSettings,
              markers_dir: Path | None = None, workers: int = 1, progress: Callable[[int], None] | None = None,
-             report: Callable[[str], None] | None = None, timeout: float | None = None) -> list[dict]:
+             report: Callable[[str], None] | None = None, timeout: float | None = None,
+             distributor: str = "processes", ray_address: str | None = None) -> list[dict]:
     """Run the jobs on :func:`udpgen.shards.jobs.run_jobs` (in order here with workers <= 1, else on worker
-    processes); each job is one shard, so the bytes do not depend on the order. In a pool, progress
-    advances per finished job and messages come per job. Returns the shards that failed as a whole
+    processes; with ``distributor="ray"`` each job a Ray task, ``workers`` at a time, on the cluster at
+    ``ray_address`` or a local Ray); each job is one shard, so the bytes do not depend on the order or the
+    distributor. In a pool or on Ray, progress advances per finished job and messages come per job. Returns the shards that failed as a whole
     ({shard, reason}: a worker died or timed out twice, or the shard could not be written); a rerun
     retries them."""
     from udpgen.shards.jobs import run_jobs as run_shard_jobs
 
-    if workers <= 1 or len(jobs) <= 1:
+    if distributor == "processes" and (workers <= 1 or len(jobs) <= 1):
         outcomes = run_shard_jobs(jobs, lambda job: run_job(job, root, out_dir, settings, markers_dir, progress,
                                                             report))
     else:
@@ -297,8 +299,11 @@ def run_jobs(jobs: list[Job], root: Path, out_dir: Path, settings: HanddrawnSett
             if progress is not None:
                 progress(o.job[0].files)
 
-        outcomes = run_shard_jobs([(job, root, out_dir, settings, markers_dir) for job in jobs], _run_job_in_worker,
-                                  workers=workers, timeout=timeout, initializer=_init_worker, on_done=on_done)
+        # On Ray the output folder is absolute: a worker on another node does not share this working directory
+        where = Path(out_dir).absolute() if distributor == "ray" else out_dir
+        outcomes = run_shard_jobs([(job, root, where, settings, markers_dir) for job in jobs], _run_job_in_worker,
+                                  workers=workers, timeout=timeout, initializer=_init_worker, on_done=on_done,
+                                  distributor=distributor, ray_address=ray_address)
     failed = [{"shard": jobs[o.index].name, "reason": o.error} for o in outcomes if not o.ok]
     if report is not None:
         for f in failed:

@@ -15,6 +15,10 @@ fork after OpenCV or GL started threads can inherit a held lock). In the pool:
 
 Outcomes are returned in job order whatever order they finished in; ``fn``'s output must not depend on
 which worker ran it (shard jobs write the same bytes anywhere).
+
+Two distributors behind this one signature, as img2dataset has: ``processes`` (the pool above) and ``ray``
+(each job a Ray task, on a local Ray or a cluster at ``ray_address``; same outcomes, same retry rule; see
+:mod:`udpgen.shards.ray_distributor`). Ray is an optional extra, imported only when asked for.
 """
 from __future__ import annotations
 
@@ -30,10 +34,13 @@ from typing import Any
 from udpgen.errors import UdpgenError
 from udpgen.shards.folder import list_shards, read_stats
 
-__all__ = ["Outcome", "run_jobs", "check_resume", "has_failures", "describe", "RETRIES"]
+__all__ = ["Outcome", "run_jobs", "check_resume", "has_failures", "describe", "check_distributor", "RETRIES",
+           "DISTRIBUTORS"]
 
 RETRIES = 1             # extra attempts after a worker died or timed out
 _POLL_S = 1.0           # longest wait between deadline checks
+DISTRIBUTORS = ("processes", "ray")
+RAY_INSTALL = "pip install 'conr-toolkit[ray]'"
 
 
 @dataclass
@@ -105,15 +112,34 @@ class _Slot:
         return f"the worker process died ({how}: killed, out of memory or a crash in a native library)"
 
 
+def check_distributor(distributor: str, ray_address: str | None = None) -> None:
+    """Fail at start-up (UdpgenError, one line) for an unknown distributor, a Ray address without Ray, or
+    ``ray`` without Ray installed."""
+    if distributor not in DISTRIBUTORS:
+        raise UdpgenError(f"distributor = {distributor!r}: expected one of {', '.join(DISTRIBUTORS)}")
+    if ray_address is not None and distributor != "ray":
+        raise UdpgenError(f"--ray-address {ray_address} is for --distributor ray (got --distributor {distributor})")
+    if distributor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UdpgenError(f"--distributor ray needs Ray, which is not installed: {RAY_INSTALL}") from None
+
+
 def run_jobs(jobs: Sequence, fn: Callable[[Any], Any], *, workers: int = 1, timeout: float | None = None,
              initializer: Callable | None = None, initargs: tuple = (),
-             on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+             on_done: Callable[[Outcome], None] | None = None, distributor: str = "processes",
+             ray_address: str | None = None) -> list[Outcome]:
     """Run ``fn(job)`` for every job -> one :class:`Outcome` per job, in job order.
 
-    workers <= 1: in this process, in order (``initializer`` called once first; no timeout can apply).
-    workers >= 2: on that many spawned processes (at most one per job), each calling ``initializer(*initargs)``
-    once when it starts; ``fn``, the jobs and their results must pickle. ``timeout``: seconds one job may
-    take (None: no limit). ``on_done(outcome)`` is called in this process as each job finishes (progress)."""
+    ``distributor="processes"``: workers <= 1: in this process, in order (``initializer`` called once first;
+    no timeout can apply). workers >= 2: on that many spawned processes (at most one per job), each calling
+    ``initializer(*initargs)`` once when it starts. ``distributor="ray"``: every job a Ray task, at most
+    ``max(workers, 1)`` in flight, ``initializer`` once per Ray worker process; on the cluster at
+    ``ray_address``, or (None) a local Ray started for this call unless one is already initialised.
+    Off this process ``fn``, the jobs, ``initargs`` and the results must pickle. ``timeout``: seconds one job
+    may take (None: no limit). ``on_done(outcome)`` is called in this process as each job finishes."""
+    check_distributor(distributor, ray_address)
     outcomes: dict[int, Outcome] = {}
 
     def finish(o: Outcome) -> None:
@@ -121,6 +147,12 @@ def run_jobs(jobs: Sequence, fn: Callable[[Any], Any], *, workers: int = 1, time
         if on_done is not None:
             on_done(o)
 
+    if distributor == "ray":
+        from udpgen.shards.ray_distributor import run_ray_jobs
+
+        run_ray_jobs(jobs, fn, finish, workers=workers, timeout=timeout, initializer=initializer,
+                     initargs=initargs, ray_address=ray_address)
+        return [outcomes[i] for i in range(len(jobs))]
     if workers <= 1 or len(jobs) <= 1:
         if initializer is not None:
             initializer(*initargs)

@@ -27,7 +27,7 @@ from udpgen.errors import UdpgenError
 from udpgen.mmd import Model, Motion, Pose, parse
 from udpgen.mmd.model import vmd_name_bytes
 from udpgen.settings import check_settings, setting
-from udpgen.shards.jobs import check_resume, describe, run_jobs
+from udpgen.shards.jobs import check_distributor, check_resume, describe, run_jobs
 from udpgen.shards import Sample, ShardWriter, View, sample_key, split_of, write_manifest, write_sizes
 from udpgen.shards.schema import json_bytes
 from udpgen.synth.sources import ModelSource, discover_models, discover_motions, materialise, read_source
@@ -366,7 +366,8 @@ def _run_job_here(args) -> dict:
 
 def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfig(), workers: int = 1,
                num_nodes: int = 1, node_rank: int = 0, progress=None, timeout: float | None = JOB_TIMEOUT_S,
-               overwrite: bool = False, retry_failed: bool = False) -> dict:
+               overwrite: bool = False, retry_failed: bool = False, distributor: str = "processes",
+               ray_address: str | None = None) -> dict:
     """Run (or resume) this node's part of the dataset; returns a summary dict.
 
     A rerun resumes: committed shards with the same plan are kept; one written with other settings or
@@ -376,11 +377,14 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
     used is listed under ``skipped`` (and in the manifest), a shard whose worker died or ran past
     ``timeout`` seconds twice is listed under ``shards_failed`` (a rerun retries it); the run goes on.
     progress: optional callable(views_planned: int) called as shards finish (for a progress bar).
+    distributor: "processes" (``workers`` spawned processes; 1: in this process) or "ray" (each shard a Ray
+    task, ``workers`` at a time, on the Ray cluster at ``ray_address`` or a local one); the same bytes either way.
     """
     if not (num_nodes >= 1 and 0 <= node_rank < num_nodes):
         raise UdpgenError(f"--node-rank must be in 0..{num_nodes - 1}, got {node_rank}")
     if workers < 1:
         raise UdpgenError(f"--workers must be >= 1, got {workers}")
+    check_distributor(distributor, ray_address)        # before planning reads every model
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -402,14 +406,17 @@ def synthesize(models_root, motions_root, out_dir, cfg: SynthConfig = SynthConfi
         if progress:
             progress(o.job[0].view_count)
 
-    if workers == 1 or len(todo) <= 1:
+    if distributor == "processes" and (workers == 1 or len(todo) <= 1):
         outcomes = run_jobs([(j, out, p) for j in todo], _run_job_here, workers=1, initializer=_init_worker,
                             initargs=(cfg,), on_done=on_done)
     else:
         # Workers get the plan's models and motions once, at start; each task carries only its job (a
-        # whole plan per task would cost O(shards^2): 2.5 MB and 80 ms of pickling per task at 2,000)
-        outcomes = run_jobs([(j, out) for j in todo], _run_job_in_worker, workers=workers, timeout=timeout,
-                            initializer=_init_worker, initargs=(cfg, replace(p, jobs=())), on_done=on_done)
+        # whole plan per task would cost O(shards^2): 2.5 MB and 80 ms of pickling per task at 2,000).
+        # On Ray the folder is absolute: a worker on another node does not share this working directory.
+        where = out.absolute() if distributor == "ray" else out
+        outcomes = run_jobs([(j, where) for j in todo], _run_job_in_worker, workers=workers, timeout=timeout,
+                            initializer=_init_worker, initargs=(cfg, replace(p, jobs=())), on_done=on_done,
+                            distributor=distributor, ray_address=ray_address)
     done = [o.result for o in outcomes if o.ok]
     failed = [{"shard": o.job[0].name, "reason": o.error} for o in outcomes if not o.ok]
     write_sizes(out)
