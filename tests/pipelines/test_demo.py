@@ -26,7 +26,8 @@ def test_demo_end_to_end_and_resume(gl, tmp_path):
     assert novel["count"] == len(list((tmp_path / "novel").glob("frame_*.png"))) == 12
     assert (tmp_path / "wave" / "video.mp4").stat().st_size > 0 and (tmp_path / "wave" / "video.webm").is_file()
     # the animated character is one the training never saw: the by-character val split
-    held = report["animate"]["heldout"]
+    held = report["heldout"]
+    assert held == report["animate"]["heldout"]
     from udpgen.shards.schema import split_of
     assert split_of(held["character"]) == "val" and held["frames"] == wave["count"] + novel["count"]
     train_keys = [n for t in tmp_path.glob("data/train-*.tar") for n in tarfile.open(t).getnames()]
