@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from udpgen.cli.options import shard_job_options
+
 from udpgen.errors import UdpgenError
 
 __all__ = ["register", "backgrounds_cmd", "handdrawn_cmd", "background_inputs"]
@@ -135,15 +137,7 @@ def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, al
               help="Shrink larger images to this longer side before matting (speed; 0 = never).")
 @click.option("--skip-low", is_flag=True, help="Leave low-confidence mattes out (counted as failures).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes (one shard each).")
-@click.option("--distributor", type=click.Choice(["processes", "ray"]), default="processes", show_default=True,
-              help="Where shards run: spawned worker processes, or Ray tasks (optional extra: "
-                   "pip install 'conr-toolkit[ray]'; --workers tasks at a time).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="With --distributor ray: the Ray cluster to use (auto, HOST:PORT, ray://HOST:10001); "
-                   "default: start a local Ray for this run.")
-@click.option("--overwrite", is_flag=True, help="Replace shards in --out written with other settings or inputs "
-                                                "(default: refuse, naming the settings that differ).")
-@click.option("--retry-failed", is_flag=True, help="Also redo the committed shards whose stats record failed images.")
+@shard_job_options("images")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some images failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

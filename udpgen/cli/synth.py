@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from udpgen.cli.options import shard_job_options
+
 
 @click.command()
 @click.option("--models", "models", required=True, type=click.Path(),
@@ -26,16 +28,7 @@ import click
 @click.option("--timeout", type=float, default=3600.0, show_default=True,
               help="Seconds one shard may take with --workers >= 2 or on Ray; a worker past it is killed, its "
                    "shard retried once.")
-@click.option("--distributor", type=click.Choice(["processes", "ray"]), default="processes", show_default=True,
-              help="Where shards run: spawned worker processes, or Ray tasks (optional extra: "
-                   "pip install 'conr-toolkit[ray]'; --workers tasks at a time).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="With --distributor ray: the Ray cluster to use (auto, HOST:PORT, ray://HOST:10001); "
-                   "default: start a local Ray for this run.")
-@click.option("--overwrite", is_flag=True, help="Replace shards in --out written with other settings or inputs "
-                                                "(default: refuse, naming the settings that differ).")
-@click.option("--retry-failed", is_flag=True, help="Also redo the committed shards whose stats record failed views "
-                                                   "(after fixing an input, or a flaky driver).")
+@shard_job_options("views")
 @click.option("--strict", is_flag=True, help="Exit 1 when any view, model or shard failed (default: only when "
                                              "nothing could be made).")
 @click.option("--physics", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
