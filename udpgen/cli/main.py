@@ -164,6 +164,7 @@ def _register_commands() -> None:
     from udpgen.cli import handdrawn as cli_handdrawn
     from udpgen.cli import matting as cli_matting
     from udpgen.cli import render as cli_render
+    from udpgen.cli import review as cli_review
     from udpgen.cli import shards as cli_shards
     from udpgen.cli import synth as cli_synth
 
@@ -172,6 +173,7 @@ def _register_commands() -> None:
     cli_handdrawn.register(main)
     cli_matting.register(main)
     cli_render.register(main)
+    cli_review.register(main)
     cli_shards.register(main)
     cli_synth.register(main)
 

@@ -124,7 +124,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     rows, failed = [], 0
     for src, rel_in, rel in tqdm(jobs, desc="matte", unit="img", disable=True if len(jobs) < 2 else None,
                                  file=sys.stderr):
-        row = {"input": str(src), "output": None, "confidence": None, "notes": [], "factors": {}}
+        row = {"input": str(src), "rel": rel_in.as_posix(), "output": None, "confidence": None, "notes": [], "factors": {}}
         try:
             image = read_image(src)
             markers = None
@@ -162,6 +162,10 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
         _write_html(out_dir / "report.html", order)
     for r in rows:
         r.pop("_thumb", None)
+    # matte.json: what `udpgen matte-review` lists (confidences, inputs); written on every run
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out_dir / "matte.json",
+                       json.dumps({"results": order}, indent=1).encode("utf-8"))
     if as_json:
         json.dump({"images": len(rows), "failed": failed, "results": order}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -1,0 +1,144 @@
+"""udpgen.drawn.review and `udpgen matte-review`: HTTP-level tests (urllib) against a server in a thread,
+on a few synthetic drawings matted with `udpgen matte`; a headless-browser test when chromium is there."""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from udpgen.cli.main import main
+from udpgen.drawn.review import list_items, make_server
+from udpgen.errors import UdpgenError
+from udpgen.io.images import read_image
+
+
+def drawing(kind: int, size: int = 96) -> np.ndarray:
+    """(size, size, 3) uint8 RGB: a flat figure with a dark outline on white; kind 1 adds background clutter
+    (so confidences differ)."""
+    img = np.full((size, size, 3), 255, np.uint8)
+    if kind == 1:
+        rng = np.random.default_rng(1)
+        img[:] = rng.integers(150, 256, (size, size, 3), dtype=np.uint8)
+    cv2.ellipse(img, (size // 2, size // 2), (size // 4, size // 3), 0, 0, 360, (200, 60, 60), -1)
+    cv2.ellipse(img, (size // 2, size // 2), (size // 4, size // 3), 0, 0, 360, (30, 20, 40), 2)
+    cv2.circle(img, (size // 2, size // 5), size // 8, (250, 220, 200), -1)
+    cv2.circle(img, (size // 2, size // 5), size // 8, (30, 20, 40), 2)
+    return img
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    src = tmp_path / "drawings"
+    (src / "alice").mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(src / "alice" / f"{i}.jpg" if i else src / "alice" / "0.png"), drawing(i % 2)[..., ::-1])
+    out = tmp_path / "cut"
+    res = CliRunner().invoke(main, ["matte", str(src), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return src, out, tmp_path / "markers"
+
+
+@pytest.fixture()
+def server(folder):
+    src, out, markers = folder
+    srv = make_server(out, markers, src)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", folder
+    srv.shutdown()
+    srv.server_close()
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.status, r.headers.get("Content-Type"), r.read()
+
+
+def post(url, obj):
+    req = urllib.request.Request(url, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_list_sorted_by_confidence(server):
+    base, (src, out, _) = server
+    code, ctype, body = get(base + "/api/items")
+    items = json.loads(body)
+    assert code == 200 and len(items) == 3
+    confs = [i["confidence"] for i in items]
+    assert confs == sorted(confs)
+    recorded = json.loads((out / "matte.json").read_text())["results"]
+    assert sorted(confs) == sorted(r["confidence"] for r in recorded)
+    code, ctype, page = get(base + "/")
+    assert ctype.startswith("text/html") and b"<canvas" in page and b"http" not in page.split(b"<script>")[1]
+    code, ctype, png = get(base + "/input?name=" + items[0]["name"])
+    assert ctype == "image/png" and cv2.imdecode(np.frombuffer(png, np.uint8), 1) is not None
+
+
+def test_rerun_saves_marker_where_handdrawn_reads_and_changes_cutout(server):
+    base, (src, out, markers) = server
+    name = "alice/1.png"                       # input alice/1.jpg
+    before = read_image(out / name)
+    scribble = np.zeros((96, 96, 4), np.uint8)
+    scribble[40:56, 30:66] = (255, 0, 0, 255)  # "this part of the figure is background"
+    png = cv2.imencode(".png", cv2.cvtColor(scribble, cv2.COLOR_RGBA2BGRA))[1].tobytes()
+    code, j = post(base + "/api/rerun", {"name": name,
+                                         "markers": "data:image/png;base64," + base64.b64encode(png).decode()})
+    assert code == 200, j
+    mpath = markers / "alice" / "1.png"       # udpgen handdrawn: markers_dir / rel.with_suffix('.png')
+    assert mpath.is_file() and np.array_equal(read_image(mpath), scribble)
+    after = read_image(out / name)
+    assert after.shape == before.shape and not np.array_equal(after[..., 3], before[..., 3])
+    assert after[48, 48, 3] < before[48, 48, 3]
+    code, j = post(base + "/api/rerun", {"name": name, "markers": "data:image/png;base64,bm90IGEgcG5n"})
+    assert code == 400
+
+
+def test_decisions_recorded(server):
+    base, (src, out, _) = server
+    assert post(base + "/api/decide", {"name": "alice/0.png", "decision": "accept"})[0] == 200
+    assert post(base + "/api/decide", {"name": "alice/2.png", "decision": "reject"})[0] == 200
+    assert post(base + "/api/decide", {"name": "alice/2.png", "decision": "maybe"})[0] == 400
+    assert json.loads((out / "review.json").read_text()) == {"alice/0.png": "accept", "alice/2.png": "reject"}
+    items = {i["name"]: i["decision"] for i in json.loads(get(base + "/api/items")[2])}
+    assert items["alice/0.png"] == "accept" and items["alice/1.png"] is None
+
+
+def test_traversal_refused(server):
+    base, (src, out, markers) = server
+    (out / "secret.png").write_bytes(b"x")
+    for name in ["../drawings/alice/0.png", "/etc/passwd", "secret.png", "alice/../alice/0.png", 3]:
+        assert post(base + "/api/decide", {"name": name, "decision": "accept"})[0] == 404
+        assert post(base + "/api/rerun", {"name": name, "markers": "data:image/png;base64,"})[0] == 404
+    with pytest.raises(urllib.error.HTTPError) as e:
+        get(base + "/cutout?name=../../etc/passwd")
+    assert e.value.code == 404
+    assert not (out / "review.json").exists() and not markers.exists()
+
+
+def test_bad_host_bad_dir_port_in_use(folder, tmp_path):
+    src, out, markers = folder
+    with pytest.raises(UdpgenError, match="127.0.0.1"):
+        make_server(out, markers, host="0.0.0.0")
+    with pytest.raises(UdpgenError, match="matte.json"):
+        list_items(tmp_path)
+    res = CliRunner().invoke(main, ["matte-review", str(tmp_path / "nope"), "--no-open"])
+    assert res.exit_code == 1 and "matte.json" in res.output and "Traceback" not in res.output
+    srv = make_server(out, markers)
+    try:
+        res = CliRunner().invoke(main, ["matte-review", str(out), "--no-open",
+                                        "--port", str(srv.server_address[1])])
+        assert res.exit_code == 1 and "port" in res.output and len(res.output.strip().splitlines()) == 1
+    finally:
+        srv.server_close()
