@@ -142,3 +142,50 @@ def test_bad_host_bad_dir_port_in_use(folder, tmp_path):
         assert res.exit_code == 1 and "port" in res.output and len(res.output.strip().splitlines()) == 1
     finally:
         srv.server_close()
+
+
+def test_browser_paint_rerun_accept(server):
+    """The page in a real headless chromium (Debian's chromium + chromium-driver, Selenium from PyPI);
+    skipped when any is missing. Paints a red scribble with pointer events, re-runs, accepts."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    chromium, driver_bin = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+    if not (chromium and driver_bin):
+        pytest.skip("chromium / chromedriver not installed (apt-get install chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, (src, out, markers) = server
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(a)
+    drv = webdriver.Chrome(service=Service(driver_bin), options=opts)
+    try:
+        drv.get(base + "/")
+        wait = WebDriverWait(drv, 30)
+        item = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '.it[data-name="alice/1.png"]'))
+        before = read_image(out / "alice" / "1.png")
+        item.click()
+        wait.until(lambda d: d.execute_script("return document.getElementById('paint').width") == 96)
+        drv.find_element(By.CSS_SELECTOR, 'input[value="bg"]').click()
+        drv.execute_script("""
+            const c = document.getElementById('paint'), r = c.getBoundingClientRect();
+            const ev = (t, x, y) => c.dispatchEvent(new PointerEvent(t, {clientX: r.left + x, clientY: r.top + y,
+                bubbles: true, pointerId: 1, isPrimary: true}));
+            for (let y = 42; y <= 54; y += 4) { ev('pointerdown', 32, y);
+                for (let x = 32; x <= 64; x += 2) ev('pointermove', x, y); window.dispatchEvent(new PointerEvent('pointerup')); }
+        """)
+        drv.find_element(By.ID, "rerun").click()
+        wait.until(lambda d: d.execute_script("return document.body.dataset.rerun"))
+        drv.find_element(By.ID, "accept").click()
+        wait.until(lambda d: d.execute_script("return document.body.dataset.decided") == "accept")
+    finally:
+        drv.quit()
+    m = read_image(markers / "alice" / "1.png")
+    assert m.shape[:2] == (96, 96)
+    red = (m[..., 0] > 200) & (m[..., 1] < 60) & (m[..., 3] > 0)
+    assert red[48, 48] and not red[10, 10]
+    after = read_image(out / "alice" / "1.png")
+    assert after[48, 48, 3] < before[48, 48, 3]
+    assert json.loads((out / "review.json").read_text()) == {"alice/1.png": "accept"}
