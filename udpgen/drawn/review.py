@@ -24,6 +24,8 @@ __all__ = ["ReviewItem", "list_items", "marker_path", "save_markers", "rematte",
 DECISIONS = "review.json"
 LOOPBACK = ("127.0.0.1", "localhost")
 _PNG_URL = "data:image/png;base64,"
+MAX_BODY = 64 << 20  # bytes of one POST: a scribble PNG of a very large drawing, base64
+_LOCK = threading.Lock()
 
 
 @dataclass
@@ -64,13 +66,19 @@ def marker_path(markers_dir: Path, item: ReviewItem) -> Path:
 
 
 def save_markers(markers_dir: Path, item: ReviewItem, png: bytes) -> Path:
-    """Write the scribble PNG ``png`` (same size as the input) atomically at :func:`marker_path`."""
+    """Write the scribble PNG ``png`` atomically at :func:`marker_path`. Raises UdpgenError (and writes
+    nothing) when it is not a PNG or not the size of the input, which handdrawn would refuse later."""
     import cv2
     import numpy as np
+    from PIL import Image
 
-    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) if png[:8] == b"\x89PNG\r\n\x1a\n" else None
     if img is None:
         raise UdpgenError(f"{item.name}: the markers are not a PNG")
+    with Image.open(item.input) as im:
+        w, h = im.size  # header only; EXIF rotation aside, what read_image returns
+    if img.shape[:2] != (h, w):
+        raise UdpgenError(f"{item.name}: markers are {img.shape[1]}x{img.shape[0]}, the image is {w}x{h}")
     path = marker_path(markers_dir, item)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, png)
@@ -94,11 +102,12 @@ def rematte(out_dir: Path, markers_dir: Path, item: ReviewItem, settings=None) -
     res = matte(image, markers, settings or MattingSettings())
     write_png_atomic(out_dir / item.name, res.rgba)
     meta = out_dir / "matte.json"
-    doc = json.loads(meta.read_text("utf-8"))
-    for r in doc["results"]:
-        if r.get("output") == item.name:
-            r.update(confidence=round(res.confidence, 4), notes=res.notes, factors=res.factors)
-    write_bytes_atomic(meta, json.dumps(doc, indent=1).encode("utf-8"))
+    with _LOCK:  # two re-runs at once must not lose each other's confidence
+        doc = json.loads(meta.read_text("utf-8"))
+        for r in doc["results"]:
+            if r.get("output") == item.name:
+                r.update(confidence=round(res.confidence, 4), notes=res.notes, factors=res.factors)
+        write_bytes_atomic(meta, json.dumps(doc, indent=1).encode("utf-8"))
     item.confidence = round(res.confidence, 4)
     return item.confidence
 
@@ -110,8 +119,6 @@ def read_decisions(out_dir: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
 
-
-_LOCK = threading.Lock()
 
 
 def record_decision(out_dir: Path, item: ReviewItem, decision: str) -> dict[str, str]:
@@ -244,6 +251,8 @@ def make_server(out_dir: Path, markers_dir: Path, input_dir: Path | None = None,
         def do_POST(self):
             try:
                 n = int(self.headers.get("Content-Length", "0"))
+                if not 0 <= n <= MAX_BODY:
+                    raise ValueError(f"Content-Length {n} not in 0..{MAX_BODY}")
                 body = json.loads(self.rfile.read(n) or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("not an object")

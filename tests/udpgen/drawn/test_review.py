@@ -103,6 +103,11 @@ def test_rerun_saves_marker_where_handdrawn_reads_and_changes_cutout(server):
     assert after[48, 48, 3] < before[48, 48, 3]
     code, j = post(base + "/api/rerun", {"name": name, "markers": "data:image/png;base64,bm90IGEgcG5n"})
     assert code == 400
+    small = cv2.imencode(".png", np.zeros((10, 12, 3), np.uint8))[1].tobytes()
+    code, j = post(base + "/api/rerun", {"name": name,
+                                         "markers": "data:image/png;base64," + base64.b64encode(small).decode()})
+    assert code == 400 and "12x10" in j["error"]
+    assert np.array_equal(read_image(mpath), scribble)  # the good markers were not replaced
 
 
 def test_decisions_recorded(server):
@@ -142,6 +147,29 @@ def test_bad_host_bad_dir_port_in_use(folder, tmp_path):
         assert res.exit_code == 1 and "port" in res.output and len(res.output.strip().splitlines()) == 1
     finally:
         srv.server_close()
+
+
+def test_cli_prints_url_and_stops_on_ctrl_c(folder):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    src, out, markers = folder
+    p = subprocess.Popen([sys.executable, "-m", "udpgen.cli", "matte-review", str(out), "--input", str(src),
+                          "--markers", str(markers), "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=os.getcwd())
+    try:
+        line = p.stdout.readline()
+        url = next(w for w in line.split() if w.startswith("http"))
+        assert url.startswith("http://127.0.0.1:"), line
+        assert len(json.loads(get(url + "api/items")[2])) == 3
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0 and "stopped" in rest and "Traceback" not in err
 
 
 def test_browser_paint_rerun_accept(server):
