@@ -98,28 +98,27 @@ def joint_problem(joint: Joint, kept_bodies: set[int]) -> str | None:
     return None
 
 
+def _split(items, label: str, problem) -> tuple[list[int], list[str]]:
+    """Indices of the ``items`` whose ``problem(item)`` is None, and a line per dropped one."""
+    kept, drops = [], []
+    for i, item in enumerate(items):
+        why = problem(item)
+        if why is None:
+            kept.append(i)
+        else:
+            drops.append(f"{label} {i} {item.name!r}: {why}")
+    return kept, drops
+
+
 def usable_physics(model: Model, warn: bool = True) -> UsablePhysics:
     """The bodies and joints of ``model`` that can be simulated; the rest dropped with one warning.
 
-    The warning (a ``UserWarning``) names the file and the counts and the first offending body and joint;
+    The warning (an ``InputWarning``) names the file and the counts and the first offending body and joint;
     it is issued once per call, so callers check a model once (per character) and reuse the result.
     """
-    n_bones = len(model.bones)
-    bodies, body_drops = [], []
-    for i, body in enumerate(model.rigid_bodies):
-        why = body_problem(body, n_bones)
-        if why is None:
-            bodies.append(i)
-        else:
-            body_drops.append(f"rigid body {i} {body.name!r}: {why}")
+    bodies, body_drops = _split(model.rigid_bodies, "rigid body", lambda b: body_problem(b, len(model.bones)))
     kept = set(bodies)
-    joints, joint_drops = [], []
-    for i, joint in enumerate(model.joints):
-        why = joint_problem(joint, kept)
-        if why is None:
-            joints.append(i)
-        else:
-            joint_drops.append(f"joint {i} {joint.name!r}: {why}")
+    joints, joint_drops = _split(model.joints, "joint", lambda j: joint_problem(j, kept))
     if warn and (body_drops or joint_drops):
         first = "; ".join(d[0] for d in (body_drops, joint_drops) if d)
         warnings.warn(f"{model.path or '<model>'}: physics: dropped {len(body_drops)} of "
