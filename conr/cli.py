@@ -20,10 +20,12 @@ def main():
 
 @main.command()
 @click.option("--config", "config", default="paper", show_default=True, metavar="NAME|FILE",
-              help="A preset (paper, tiny, unet-baseline, unet-warp, no-warp, plain-encoder, mp1) "
-                   "or a .toml/.yaml/.json file with `preset` and [model] (and [train], [data]) tables.")
+              help="A preset (paper, tiny, or a row of the paper's tables: see --presets) "
+                   "or a .toml/.yaml/.json file with `preset` and [model] (and [train], [data], [loss]) tables.")
+@click.option("--presets", "list_presets", is_flag=True,
+              help="List the presets: what each changes from `paper` and the paper's table rows it is.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
-def info(config: str, as_json: bool):
+def info(config: str, list_presets: bool, as_json: bool):
     """Parameter counts per module and FLOPs per training sample of a model config.
 
     A training sample is the paper's: m reference views and k composites at the config's image size;
@@ -33,7 +35,22 @@ def info(config: str, as_json: bool):
     Example:
       conr info --config paper
       conr info --config tiny --json
+      conr info --presets
     """
+    if list_presets:
+        from conr.config import describe_presets
+
+        rows = describe_presets()
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        changes = {r["name"]: "64 px, plain encoder, narrow widths" if r["name"] == "tiny" else
+                   ", ".join(f"{k}={v}" for k, v in r["changes"].items()) or "-" for r in rows}
+        w = max(map(len, changes.values())) + 2
+        click.echo(f"{'preset':<15}{'changes from paper':<{w}}paper rows (Table 1's n: conr evaluate, n = 1..8)")
+        for r in rows:
+            click.echo(f"{r['name']:<15}{changes[r['name']]:<{w}}{r['rows']}")
+        return
     # torch is imported here so that `conr --help` stays fast
     from conr.config import load_config
     from conr.nn.conr import CoNR
@@ -70,8 +87,8 @@ def info(config: str, as_json: bool):
 
 @main.command()
 @click.option("--config", "config", required=True, metavar="NAME|FILE",
-              help="A preset (paper, tiny, ...) or a .toml/.yaml/.json file: `preset` plus [model], [train] "
-                   "and [data] tables.")
+              help="A preset (paper, tiny, ...: `conr info --presets`) or a .toml/.yaml/.json file: `preset` "
+                   "plus [model], [train], [data] and [loss] tables.")
 @click.option("--data", "data", required=True, type=click.Path(), metavar="SHARDS",
               help="Folder of train-*.tar (and val-*.tar, bg-*.tar) shards.")
 @click.option("--out", "out", required=True, type=click.Path(), metavar="RUN",
@@ -79,7 +96,8 @@ def info(config: str, as_json: bool):
 @click.option("--steps", type=int, default=None, help="Total optimizer steps (overrides train.steps).")
 @click.option("--resume", is_flag=True, help="Continue from RUN/ckpt/last.pt (starts fresh when there is none).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.FIELD=VALUE",
-              help="Override a config field, e.g. --set train.lr=1e-4 --set data.num_workers=8 (repeatable).")
+              help="Override a config field, e.g. --set train.lr=1e-4 --set data.num_workers=8 "
+                   "--set loss.vgg=0 (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout at the end.")
 def train(config: str, data: str, out: str, steps: int | None, resume: bool, overrides: tuple[str, ...],
           as_json: bool):

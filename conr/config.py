@@ -1,8 +1,9 @@
-"""Configuration: the model (:class:`ModelConfig`), training (:class:`TrainConfig`) and data
-(:class:`DataConfig`) dataclasses, named presets, and config files.
+"""Configuration: the model (:class:`ModelConfig`), training (:class:`TrainConfig`), data
+(:class:`DataConfig`) and loss-weight (:class:`LossConfig`) dataclasses, named presets, and config files.
 
-A config is named by a preset (``paper``, ``tiny``, or one of the paper's ablations) or given as a file
-(``.toml``, ``.yaml``/``.yml`` or ``.json``)::
+A config is named by a preset (``paper``, ``tiny``, or one of the rows of the paper's tables:
+:data:`PRESET_TABLE`, ``conr info --presets``) or given as a file (``.toml``, ``.yaml``/``.yml`` or
+``.json``)::
 
     preset = "tiny"             # optional base, default "paper"
     [model]
@@ -12,9 +13,11 @@ A config is named by a preset (``paper``, ``tiny``, or one of the paper's ablati
     steps = 500
     [data]
     num_workers = 2
+    [loss]
+    vgg = 0                     # Table 4 "w/o L_vgg"
 
 :func:`load_model_config` reads the model part only (a file with other tables is refused, as before);
-:func:`load_config` reads all three into a :class:`RunConfig` and applies ``section.field=value``
+:func:`load_config` reads all four into a :class:`RunConfig` and applies ``section.field=value``
 overrides (``conr train --set train.lr=1e-4``). Unknown keys and bad values raise
 :class:`conr.errors.ConfigError` naming the field (``train.lr``; model fields by their bare name) and the
 value, before anything runs.
@@ -122,25 +125,50 @@ class ModelConfig:
 
 
 _PAPER = ModelConfig()
-_TINY = ModelConfig(
-    image_size=64,
-    encoder="plain",
-    encoder_norm="none",
-    plain_widths=(8, 16, 24, 32, 48),
-    detector_widths=(24, 16, 12, 8, 8),
-    renderer_widths=(24, 16, 12, 8),
-)
 
-# The paper's ablations (Table 3 rows and the appendix's message-passing count) as named presets.
-PRESETS: dict[str, ModelConfig] = {
-    "paper": _PAPER,
-    "tiny": _TINY,
-    "unet-baseline": _PAPER.replace(cinn=False, warping=False),
-    "unet-warp": _PAPER.replace(cinn=False),
-    "no-warp": _PAPER.replace(warping=False),
-    "plain-encoder": _PAPER.replace(encoder="plain", encoder_norm="none"),
-    "mp1": _PAPER.replace(message_passing=1),
+@dataclass(frozen=True)
+class Preset:
+    """A named run: ``changes`` ({'model.views': 1, 'loss.mask': 0.0}) over the paper's run config
+    (:func:`run_preset`), and the rows of the paper's tables it is the setting of (``rows``)."""
+
+    changes: dict
+    rows: str
+
+
+# Every row of the paper's Tables 1-4 and of the appendix's message-passing ablation is one of these. A row is
+# a training run; the n of Table 1 is the evaluation's (`conr evaluate` reports every n = 1..8 of one run).
+# Table 3's R50 column: the U-Net baseline renderer (cinn off) has its own plain encoder whatever
+# model.encoder is, so its rows differ from each other in warping only (the detector keeps R50).
+PRESET_TABLE: dict[str, Preset] = {
+    "paper": Preset({}, "Table 1 m = 4 (n = 1, n = 4); Table 2 U-Net+R50; Table 3 U-Net+Warping+CINN+R50; "
+                        "Table 4 Baseline; messaging 3 times"),
+    "tiny": Preset({"model.image_size": 64, "model.encoder": "plain", "model.encoder_norm": "none",
+                    "model.plain_widths": [8, 16, 24, 32, 48], "model.detector_widths": [24, 16, 12, 8, 8],
+                    "model.renderer_widths": [24, 16, 12, 8]},
+                   "none: a CPU smoke run in minutes (also its own train and data settings: 600 steps, batch 4, "
+                   "lr 1e-3, no L_vgg, random init, 2 workers)"),
+    "m1": Preset({"model.views": 1}, "Table 1 m = 1 (n = 1, n = 4)"),
+    "resnet34": Preset({"model.encoder": "resnet34"}, "Table 2 U-Net+R34"),
+    "plain-encoder": Preset({"model.encoder": "plain", "model.encoder_norm": "none"},
+                            "Table 2 Original U-Net; Table 3 U-Net+Warping+CINN (no R50)"),
+    "unet-baseline": Preset({"model.cinn": False, "model.warping": False},
+                            "Table 3 U-Net (the renderer has its own plain encoder)"),
+    "unet-warp": Preset({"model.cinn": False}, "Table 3 U-Net+Warping (likewise)"),
+    "no-warp": Preset({"model.warping": False}, "Table 3 U-Net+CINN+R50"),
+    "no-mask": Preset({"loss.mask": 0.0}, "Table 4 w/o L_mask"),
+    "no-photo": Preset({"loss.photo": 0.0}, "Table 4 w/o L_photo"),
+    "no-vgg": Preset({"loss.vgg": 0.0}, "Table 4 w/o L_vgg"),
+    "mp1": Preset({"model.message_passing": 1}, "messaging 1 time"),
 }
+
+
+def _model_changes(preset: Preset) -> dict:
+    return {k.split(".", 1)[1]: v for k, v in preset.changes.items() if k.startswith("model.")}
+
+
+# The model of every preset (the loss-only presets have the paper's model).
+PRESETS: dict[str, ModelConfig] = {
+    name: _PAPER.replace(**_model_changes(p)) for name, p in PRESET_TABLE.items()}
 
 
 def load_model_config(spec: str | Path) -> ModelConfig:
@@ -230,9 +258,8 @@ class TrainConfig:
             training with synthesized dataset, UDP P_tar can be directly obtained"); 'detected': the fused
             detection for every target (its training-strategy paragraph read strictly, CoNR.forward_train).
             The detector gets L_udp, L_mask and L_cons either way; with 'detected' also L_photo's gradient.
-        vgg_alpha: alpha of Eq. 5, the weight of L_vgg; 0 turns the VGG loss off.
         vgg_weights: ImageNet VGG19 for L_vgg, resolved through conr.weights (an alias such as 'vgg19', a
-            file name, a path); 'none' turns L_vgg off; 'random' uses a randomly initialised VGG19 (only
+            file name, a path); 'none' turns L_vgg off (as loss.vgg = 0 does); 'random' uses a randomly initialised VGG19 (only
             when asked for: its features are not perceptual). A missing file disables L_vgg with a
             warning, or fails when vgg_required is true.
         encoder_weights: pre-trained weights of a ResNet encoder: 'auto' (the torchvision/Danbooru file
@@ -264,7 +291,6 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
     render_udp: str = "ground_truth"
-    vgg_alpha: float = 1.0
     vgg_weights: str = "vgg19"
     vgg_required: bool = False
     encoder_weights: str = "auto"
@@ -290,7 +316,7 @@ class TrainConfig:
         _check_fields(self, "train", {"amp": ("auto", "bf16", "fp16", "off"), "device": ("auto", "cpu", "cuda"),
                                       "render_udp": ("ground_truth", "detected")},
                       {"steps": 1, "batch_size": 1, "grad_accum": 1, "lr": 0, "min_lr": 0, "warmup_steps": 0,
-                       "weight_decay": 0, "grad_clip": 0, "vgg_alpha": 0, "log_every": 1, "val_every": 0,
+                       "weight_decay": 0, "grad_clip": 0, "log_every": 1, "val_every": 0,
                        "ckpt_every": 0, "keep_every": 0, "image_every": 0, "seed": 0})
         if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError("train.betas", self.betas, "expected two numbers in [0, 1)")
@@ -356,6 +382,29 @@ class DataConfig:
             raise ConfigError("data.crop_min", self.crop_min, "expected a fraction in (0, 1]")
 
 
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the terms of Eq. 5 (conr.losses): L = udp L_udp + cons L_cons + mask L_mask + photo L_photo
+    + vgg L_vgg. The paper's are all 1 (its alpha, the weight of L_vgg, is not stated otherwise).
+
+    A weight of 0 turns its loss off (Table 4): the term is left out of the total (the cheap ones are still
+    logged, without gradient); the VGG19 of L_vgg is not built; with photo = vgg = 0 the renderer is not run
+    in training, and with udp = mask = cons = 0 (and train.render_udp = 'ground_truth') the detector's
+    decoder is frozen and runs, without gradient, only to drive unlabelled targets.
+    """
+
+    udp: float = 1.0
+    mask: float = 1.0
+    cons: float = 1.0
+    photo: float = 1.0
+    vgg: float = 1.0
+
+    def __post_init__(self):
+        _check_fields(self, "loss", {}, {f.name: 0 for f in dataclasses.fields(self)})
+        if not any(getattr(self, f.name) for f in dataclasses.fields(self)):
+            raise ConfigError("loss", dataclasses.asdict(self), "every loss weight is 0: nothing would be trained")
+
+
 # A CPU smoke run in minutes: no VGG (no ImageNet weights needed), plain encoder from random init.
 _TINY_TRAIN = TrainConfig(
     steps=600, batch_size=4, lr=1e-3, min_lr=1e-5, warmup_steps=20, vgg_weights="none",
@@ -371,15 +420,22 @@ class RunConfig:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
+    loss: LossConfig = LossConfig()
 
     def to_dict(self) -> dict:
         return {"preset": self.preset, "model": self.model.to_dict(),
                 "train": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.train).items()},
-                "data": dataclasses.asdict(self.data)}
+                "data": dataclasses.asdict(self.data), "loss": dataclasses.asdict(self.loss)}
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
-        """Inverse of :meth:`to_dict`; the preset is the base for tables that leave fields out."""
+        """Inverse of :meth:`to_dict`; the preset is the base for tables that leave fields out. A stored config
+        of an older version (train.vgg_alpha, no loss table) reads as it was trained."""
+        d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+        if isinstance(d.get("train"), dict) and "vgg_alpha" in d["train"]:
+            loss = d.setdefault("loss", {})
+            if isinstance(loss, dict):
+                loss.setdefault("vgg", d["train"].pop("vgg_alpha"))
         return _build(d, "<dict>")
 
     def flat(self) -> dict[str, object]:
@@ -389,12 +445,19 @@ class RunConfig:
 
 
 def run_preset(name: str) -> RunConfig:
-    """The RunConfig of a preset: the model preset with the paper's or the tiny training/data settings."""
-    if name not in PRESETS:
-        raise ConfigError("preset", name, f"expected one of {', '.join(PRESETS)}")
+    """The RunConfig of a preset: PRESET_TABLE's changes over the paper's run (tiny: its own training and
+    data settings)."""
+    if name not in PRESET_TABLE:
+        raise ConfigError("preset", name, f"expected one of {', '.join(PRESET_TABLE)}")
     tiny = name == "tiny"
+    loss = {k.split(".", 1)[1]: v for k, v in PRESET_TABLE[name].changes.items() if k.startswith("loss.")}
     return RunConfig(name, PRESETS[name], _TINY_TRAIN if tiny else TrainConfig(),
-                     _TINY_DATA if tiny else DataConfig())
+                     _TINY_DATA if tiny else DataConfig(), LossConfig(**loss))
+
+
+def describe_presets() -> list[dict]:
+    """[{'name', 'changes': {'model.views': 1, ...}, 'rows'}] for `conr info --presets`, in table order."""
+    return [{"name": n, "changes": dict(p.changes), "rows": p.rows} for n, p in PRESET_TABLE.items()]
 
 
 def _read_table_file(path: Path) -> dict:
@@ -419,12 +482,12 @@ def _read_table_file(path: Path) -> dict:
 
 def _build(data: dict, source: str) -> RunConfig:
     for key in data:
-        if key not in ("preset", "model", "train", "data"):
+        if key not in ("preset", "model", "train", "data", "loss"):
             raise ConfigError(key, data[key], f"unknown top-level key in {source} (known: preset, model, "
-                                              "train, data)")
+                                              "train, data, loss)")
     base = run_preset(data.get("preset", "paper"))
     tables = {}
-    for section in ("model", "train", "data"):
+    for section in ("model", "train", "data", "loss"):
         table = data.get(section, {})
         if not isinstance(table, dict):
             raise ConfigError(section, table, f"expected a table of {section} fields")
@@ -435,27 +498,38 @@ def _build(data: dict, source: str) -> RunConfig:
             raise ConfigError(f"model.{key}", value,
                               f"unknown model field (known: {', '.join(sorted(model_fields))})")
     model = base.model.replace(**tables["model"])  # bad model values keep their bare field names
-    sections = {"train": (base.train, TrainConfig), "data": (base.data, DataConfig)}
+    sections = {"train": (base.train, TrainConfig), "data": (base.data, DataConfig),
+                "loss": (base.loss, LossConfig)}
     built = {}
     for section, (default, cls) in sections.items():
         known = {f.name for f in dataclasses.fields(cls)}
         for key, value in tables[section].items():
+            if section == "train" and key == "vgg_alpha":
+                raise ConfigError("train.vgg_alpha", value, "renamed: set loss.vgg (the weight of L_vgg)")
             if key not in known:
                 raise ConfigError(f"{section}.{key}", value,
                                   f"unknown {section} field (known: {', '.join(sorted(known))})")
         built[section] = dataclasses.replace(default, **tables[section])
-    return RunConfig(base.preset, model, built["train"], built["data"])
+    return RunConfig(base.preset, model, built["train"], built["data"], built["loss"])
+
+
+_SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig, "loss": LossConfig}
 
 
 def parse_override(text: str) -> tuple[str, str, object]:
-    """'train.lr=1e-4' -> ('train', 'lr', 1e-4). Values are read as YAML scalars/lists (true, 3, [8, 8]),
+    """'train.lr=1e-4' -> ('train', 'lr', 1e-4). The value of a string field is taken as written
+    ('train.amp=off' is 'off', not YAML's false); others are read as YAML scalars/lists (true, 3, [8, 8]),
     with numbers such as 1e-4 read as floats; anything else stays a string."""
     key, sep, raw = text.partition("=")
     section, dot, field = key.strip().partition(".")
-    if not sep or not dot or section not in ("model", "train", "data") or not field:
+    if not sep or not dot or section not in _SECTIONS or not field:
         raise ConfigError(key.strip() or text, raw if sep else None,
-                          "expected SECTION.FIELD=VALUE with SECTION one of model, train, data")
+                          f"expected SECTION.FIELD=VALUE with SECTION one of {', '.join(_SECTIONS)}")
     raw = raw.strip()
+    types = {f.name: f.type for f in dataclasses.fields(_SECTIONS[section])}
+    if types.get(field) == "str":
+        quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""
+        return section, field, raw[1:-1] if quoted else raw
     try:
         value: object = int(raw)
     except ValueError:
@@ -475,7 +549,7 @@ def parse_override(text: str) -> tuple[str, str, object]:
 
 def load_config(spec: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Resolve a preset name or a ``.toml`` / ``.yaml`` / ``.json`` file (``preset`` plus ``[model]``,
-    ``[train]``, ``[data]`` tables) and ``section.field=value`` overrides into a RunConfig.
+    ``[train]``, ``[data]``, ``[loss]`` tables) and ``section.field=value`` overrides into a RunConfig.
 
     Raises ConfigError naming the config (unknown name, unreadable file) or the offending key.
     """

@@ -2,6 +2,9 @@
 
     L = L_udp + L_cons + L_mask + L_photo + alpha * L_vgg                                   (Eq. 5)
 
+each term with its weight from :class:`conr.config.LossConfig` (``loss.udp`` ... ``loss.vgg``; alpha is
+``loss.vgg``); a weight of 0 turns its term off (Table 4).
+
 Inputs are what :meth:`conr.nn.CoNR.forward_train` returns and a :mod:`conr.data` batch:
     det          (B, k, 4, H, W) detector outputs per composite: xyz in [0, 1], mask logits
     target_udp   (B, 4, H, W) ground-truth UDP (x, y, z, occupancy) in [0, 1]; zeros when unlabelled
@@ -23,7 +26,7 @@ Inputs are what :meth:`conr.nn.CoNR.forward_train` returns and a :mod:`conr.data
   VGG19 activations relu1_2, relu2_2, relu3_2, relu4_2, relu5_2 weighted 1/2.6, 1/4.8, 1/3.7, 1/5.6,
   10/1.5 (their compute_percep_loss; checked against their released code, which names the post-ReLU
   outputs conv1_2 ... conv5_2). Their code also adds the L1 of the input pixels with weight 1; L_photo is
-  that term here. Their VGG is MatConvNet's, fed 0..255 minus the mean; ours is torchvision's, fed
+  that term here (loss.photo). Their VGG is MatConvNet's, fed 0..255 minus the mean; ours is torchvision's, fed
   ImageNet-normalised [0, 1] images, so the layers keep their relative weights and alpha absorbs the
   overall scale. The VGG sees the premultiplied RGB (the character on black).
 
@@ -39,7 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conr.config import TrainConfig
+from conr.config import LossConfig, TrainConfig
 from conr.errors import WeightsError
 from conr.nn.backbones import VGG19, VGG19_LOSS_LAYERS
 from conr.weights import RANDOM, load_weights
@@ -118,17 +121,18 @@ class VGGLoss(nn.Module):
         return sum(w * (a.float() - b.float()).abs().mean() for w, a, b in zip(self.weights, fx, fy))
 
 
-def build_vgg_loss(cfg: TrainConfig, device: torch.device | str = "cpu") -> tuple[VGGLoss | None, str]:
-    """The L_vgg module for ``cfg`` and a line saying what was done.
+def build_vgg_loss(cfg: TrainConfig, device: torch.device | str = "cpu", weight: float = 1.0
+                   ) -> tuple[VGGLoss | None, str]:
+    """The L_vgg module for ``cfg`` (``weight``: loss.vgg) and a line saying what was done.
 
-    - vgg_alpha == 0 or vgg_weights == 'none': None (L_vgg off, by request).
+    - weight == 0 or vgg_weights == 'none': None (L_vgg off, by request; no VGG19 is built).
     - vgg_weights == 'random': a randomly initialised VGG19, only because it was asked for (a warning says
       its features are not ImageNet's).
     - otherwise the file is resolved through conr.weights (never downloaded). When it is missing or does
       not load: WeightsError if vgg_required, else a warning and None (L_vgg off for this run).
     """
-    if cfg.vgg_alpha == 0 or cfg.vgg_weights == "none":
-        return None, "L_vgg off (train.vgg_alpha = 0 or train.vgg_weights = none)"
+    if weight == 0 or cfg.vgg_weights == "none":
+        return None, "L_vgg off (loss.vgg = 0 or train.vgg_weights = none)"
     vgg = VGG19(num_classes=None, norm="imagenet")
     if cfg.vgg_weights == RANDOM:
         msg = ("L_vgg uses a randomly initialised VGG19 (train.vgg_weights = random, as asked): its features "
@@ -148,26 +152,40 @@ def build_vgg_loss(cfg: TrainConfig, device: torch.device | str = "cpu") -> tupl
 
 
 class CoNRLoss(nn.Module):
-    """Eq. 5. forward(out: TrainOutput, batch) -> {'total', 'udp', 'mask', 'cons', 'photo', 'vgg'} scalar
-    float32 tensors ('vgg' is 0 when the VGG loss is off); batch needs target_udp, target_rgba, labelled."""
+    """Eq. 5 with per-term weights. forward(out: TrainOutput, batch) -> {'total', 'udp', 'mask', 'cons',
+    'photo', 'vgg'} scalar float32 tensors; batch needs target_udp, target_rgba, labelled.
 
-    def __init__(self, alpha: float = 1.0, vgg: VGGLoss | None = None):
+    A term whose weight is 0 is not part of 'total'; it is still reported (detached) when it is cheap and its
+    input is there. out.detections or out.rgba may be None (that part of the network was not run, see
+    conr.train): their terms are 0. 'vgg' is 0 when the VGG loss is off (``vgg`` None)."""
+
+    def __init__(self, weights: LossConfig = LossConfig(), vgg: VGGLoss | None = None):
         super().__init__()
-        self.alpha, self.vgg = alpha, vgg
+        self.weights, self.vgg = weights, vgg
 
     def forward(self, out, batch: dict) -> dict[str, torch.Tensor]:
-        labelled = batch["labelled"].to(out.detections.device)
-        losses = {
-            "udp": udp_loss(out.detections, batch["target_udp"], labelled),
-            "mask": mask_loss(out.detections, mask_target(batch["target_udp"], batch["target_rgba"], labelled),
-                              torch.ones_like(labelled)),
-            "cons": consistency_loss(out.detections),
-            "photo": photo_loss(out.rgba, batch["target_rgba"]),
-        }
-        losses["vgg"] = (self.vgg(out.rgba[:, :3], batch["target_rgba"][:, :3]).float() if self.vgg is not None
-                         else losses["photo"].new_zeros(()))
-        losses["total"] = (losses["udp"] + losses["cons"] + losses["mask"] + losses["photo"]
-                           + self.alpha * losses["vgg"])
+        det, rgba = out.detections, out.rgba
+        ref = det if det is not None else rgba
+        labelled = batch["labelled"].to(ref.device)
+        zero = torch.zeros((), device=ref.device)
+        losses = dict.fromkeys(LOSS_NAMES, zero)
+        if det is not None:
+            losses["udp"] = udp_loss(det, batch["target_udp"], labelled)
+            losses["mask"] = mask_loss(det, mask_target(batch["target_udp"], batch["target_rgba"], labelled),
+                                       torch.ones_like(labelled))
+            losses["cons"] = consistency_loss(det)
+        if rgba is not None:
+            losses["photo"] = photo_loss(rgba, batch["target_rgba"])
+            if self.vgg is not None and self.weights.vgg > 0:
+                losses["vgg"] = self.vgg(rgba[:, :3], batch["target_rgba"][:, :3]).float()
+        total = zero
+        for name in LOSS_NAMES:
+            w = getattr(self.weights, name)
+            if w > 0:
+                total = total + w * losses[name]
+            else:
+                losses[name] = losses[name].detach()
+        losses["total"] = total
         return losses
 
 

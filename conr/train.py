@@ -125,27 +125,52 @@ def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
     return out
 
 
+def trained_parts(cfg: RunConfig) -> dict[str, bool]:
+    """Which parts of the network the loss weights need in training: {'render': the renderer runs (L_photo
+    or L_vgg on), 'detector': the detector's decoder is trained (L_udp, L_mask or L_cons on, or L_photo
+    reaches it through the detected UDP in render_udp 'detected')}."""
+    w = cfg.loss
+    render = w.photo > 0 or w.vgg > 0
+    detector = w.udp > 0 or w.mask > 0 or w.cons > 0 or (render and cfg.train.render_udp == "detected")
+    return {"render": render, "detector": detector}
+
+
 class _TrainStep(nn.Module):
     """One training forward as a module (DDP only hooks ``forward``) -> (detections, fused UDP, rgba).
 
     render_udp 'detected': CoNR.forward_train (the renderer draws from the fused detection). 'ground_truth':
     the detector runs on the composites as before, the renderer draws labelled targets from their own UDP
-    and unlabelled ones from the detection, detached (public CoNR methods: detect, encode, render)."""
+    and unlabelled ones from the detection, detached (public CoNR methods: detect, encode, render).
 
-    def __init__(self, model: CoNR, render_udp: str):
+    parts (:func:`trained_parts`): without 'render' rgba is None (the renderer is not run); without
+    'detector' the detector runs without gradient, and only when an unlabelled target needs its detection
+    (detections and UDP are None otherwise). The parts not run are frozen by :func:`setup`, so that DDP
+    does not wait for their gradients."""
+
+    def __init__(self, model: CoNR, render_udp: str, parts: dict[str, bool] | None = None):
         super().__init__()
         self.model, self.render_udp = model, render_udp
+        self.parts = parts or {"render": True, "detector": True}
 
     def forward(self, refs, composites, target_udp, labelled):
-        if self.render_udp == "detected":
+        render, trained = self.parts["render"], self.parts["detector"]
+        if self.render_udp == "detected" and render and trained:
             out = self.model.forward_train(refs, composites)
             return out.detections, out.udp, out.rgba
         B, k = composites.shape[:2]
-        det = self.model.detect(composites.flatten(0, 1)).unflatten(0, (B, k))
-        udp = fuse_detections(det)
-        # detached: on an unlabelled target, L_photo through the detected UDP would train the detector, which
-        # sees the target image, to pass its appearance to the renderer in the UDP channels (a shortcut)
-        drive = torch.where(labelled.view(B, 1, 1, 1), target_udp.to(udp.dtype), udp.detach())
+        det = udp = None
+        if trained or (render and not bool(labelled.all())):
+            with contextlib.nullcontext() if trained else torch.no_grad():
+                det = self.model.detect(composites.flatten(0, 1)).unflatten(0, (B, k))
+                udp = fuse_detections(det)
+        if not render:
+            return det, udp, None
+        if udp is None:  # every target is labelled (render_udp 'detected' always trains the detector)
+            drive = target_udp
+        else:
+            # detached: on an unlabelled target, L_photo through the detected UDP would train the detector,
+            # which sees the target image, to pass its appearance to the renderer in the UDP channels
+            drive = torch.where(labelled.view(B, 1, 1, 1), target_udp.to(udp.dtype), udp.detach())
         return det, udp, self.model.render(self.model.encode(refs), drive)
 
 
@@ -334,9 +359,16 @@ def setup(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
     model.to(device)
     if T.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    vgg, msg = build_vgg_loss(T, device)
+    parts = trained_parts(cfg)
+    if not parts["render"]:
+        model.renderer.requires_grad_(False)
+        log("renderer not trained: loss.photo = loss.vgg = 0")
+    if not parts["detector"]:
+        model.detector_decoder.requires_grad_(False)
+        log("detector decoder not trained: loss.udp = loss.mask = loss.cons = 0")
+    vgg, msg = build_vgg_loss(T, device, cfg.loss.vgg)
     log(msg)
-    criterion = CoNRLoss(T.vgg_alpha, vgg)
+    criterion = CoNRLoss(cfg.loss, vgg)
     optimizer = torch.optim.AdamW(param_groups(model, T.weight_decay), lr=T.lr, betas=T.betas,
                                   **({"fused": True} if device.type == "cuda" else {}))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
@@ -344,7 +376,7 @@ def setup(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
     if ckpt is not None:
         step = restore(ckpt, ckpt_path, model, optimizer, scaler)
         log(f"resumed {ckpt_path} at step {step}")
-    net: nn.Module = _TrainStep(model, T.render_udp)
+    net: nn.Module = _TrainStep(model, T.render_udp, parts)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     if T.compile:

@@ -95,3 +95,60 @@ def test_info_bad_config_is_one_line_and_nonzero(tmp_path):
     bad.write_text("[model]\nmessage_passing = 9\n")
     result = CliRunner().invoke(main, ["info", "--config", str(bad)])
     assert result.exit_code != 0 and result.output.strip() == "Error: message_passing=9: expected 1, 2 or 3"
+
+
+def test_every_table_row_has_a_preset_and_info_lists_them():
+    from conr.config import PRESET_TABLE, run_preset
+
+    rows = " ".join(p.rows for p in PRESET_TABLE.values())
+    for row in ("Table 1 m = 1", "Table 1 m = 4", "Table 2 Original U-Net", "Table 2 U-Net+R34", "Table 2 U-Net+R50",
+                "Table 3 U-Net ", "Table 3 U-Net+Warping ", "Table 3 U-Net+CINN+R50", "Table 3 U-Net+Warping+CINN ",
+                "Table 3 U-Net+Warping+CINN+R50", "w/o L_mask", "w/o L_photo", "w/o L_vgg", "Table 4 Baseline",
+                "messaging 1 time", "messaging 3 times"):
+        assert row in rows, row
+    assert run_preset("m1").model.views == 1 and run_preset("resnet34").model.encoder == "resnet34"
+    assert run_preset("no-mask").loss.mask == 0 and run_preset("no-mask").model == PRESETS["paper"]
+    assert run_preset("no-photo").loss.photo == 0 and run_preset("no-vgg").loss.vgg == 0
+    assert all(getattr(run_preset("paper").loss, k) == 1 for k in ("udp", "mask", "cons", "photo", "vgg"))
+    result = CliRunner().invoke(main, ["info", "--presets"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for name in PRESET_TABLE:
+        assert any(line.startswith(name + " ") for line in lines), name
+    assert any(line.startswith("no-vgg ") and "loss.vgg=0.0" in line and "w/o L_vgg" in line for line in lines)
+    listed = json.loads(CliRunner().invoke(main, ["info", "--presets", "--json"]).output)
+    assert [r["name"] for r in listed] == list(PRESET_TABLE)
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["loss.lpips=1"], "loss.lpips=1: unknown loss field"),
+    (["loss.udp=-1"], "loss.udp=-1.0: expected at least 0"),
+    (["loss.vgg=much"], "loss.vgg='much': expected a number"),
+    (["train.vgg_alpha=0.5"], "train.vgg_alpha=0.5: renamed: set loss.vgg"),
+    (["loss.udp=0", "loss.mask=0", "loss.cons=0", "loss.photo=0", "loss.vgg=0"], "every loss weight is 0"),
+])
+def test_bad_loss_weights_fail_at_start_naming_key_and_value(overrides, needle):
+    from conr.config import load_config
+
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load_config("paper", overrides)
+
+
+def test_unknown_preset_is_one_line_naming_it():
+    result = CliRunner().invoke(main, ["info", "--config", "table5"])
+    assert result.exit_code == 1 and "config='table5': not a preset" in result.output
+    assert result.output.strip().count("\n") == 0
+
+
+def test_set_string_fields_take_the_text_as_written():
+    from conr.config import RunConfig, load_config
+
+    # YAML reads a bare off/on/no as a bool: a string field takes the text itself, quoted or not
+    cfg = load_config("tiny", ["train.amp=off", "train.render_udp='detected'", "train.vgg_weights=no"])
+    assert (cfg.train.amp, cfg.train.render_udp, cfg.train.vgg_weights) == ("off", "detected", "no")
+    assert load_config("tiny", ["train.compile=off"]).train.compile is False  # a bool field keeps YAML's reading
+    # a config stored by an older version (train.vgg_alpha, no loss table) reads as it was trained
+    old = cfg.to_dict()
+    old.pop("loss")
+    old["train"]["vgg_alpha"] = 0.25
+    assert RunConfig.from_dict(old).loss.vgg == 0.25

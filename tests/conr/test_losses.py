@@ -1,6 +1,7 @@
 """The losses of Eq. 2-5, the VGG feature loss and its weights, LPIPS from local files only."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -8,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conr.config import TrainConfig
+from conr.config import LossConfig, TrainConfig
 from conr.errors import WeightsError
-from conr.losses import (VGG_LAYER_WEIGHTS, CoNRLoss, VGGLoss, _LPIPSLinear, _VGG16Features, build_lpips,
+from conr.losses import (LOSS_NAMES, VGG_LAYER_WEIGHTS, CoNRLoss, VGGLoss, _LPIPSLinear, _VGG16Features, build_lpips,
                          build_vgg_loss, consistency_loss, mask_loss, photo_loss, udp_loss)
 from conr.nn.backbones import VGG19, VGG19_LOSS_LAYERS
 from conr.nn.conr import TrainOutput
@@ -106,7 +107,7 @@ def test_vgg_weights_missing_disable_with_a_warning_or_fail_when_required(no_wei
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert build_vgg_loss(TrainConfig(vgg_weights="none"))[0] is None
-        assert build_vgg_loss(TrainConfig(vgg_alpha=0.0))[0] is None
+        assert build_vgg_loss(TrainConfig(vgg_weights="random"), weight=0.0)[0] is None  # no VGG19 built
 
 
 def test_vgg_weights_load_from_a_torchvision_layout_file(no_weights):
@@ -125,16 +126,46 @@ def test_total_is_eq5_and_unlabelled_targets_skip_udp_and_mask():
     batch = {"target_udp": udp_image(B, S), "target_rgba": torch.rand(B, 4, S, S),
              "labelled": torch.tensor([True, False])}
     vgg = VGGLoss(VGG19(norm="imagenet"))
-    losses = CoNRLoss(alpha=0.5, vgg=vgg)(out, batch)
+    losses = CoNRLoss(LossConfig(vgg=0.5), vgg=vgg)(out, batch)
     expected = losses["udp"] + losses["cons"] + losses["mask"] + losses["photo"] + 0.5 * losses["vgg"]
     assert float(losses["total"]) == pytest.approx(float(expected), rel=1e-6)
     assert float(losses["photo"]) == pytest.approx(float(photo_loss(out.rgba, batch["target_rgba"])))
     other = dict(batch, target_udp=batch["target_udp"].clone())
     other["target_udp"][1] = 1.0                            # the unlabelled sample's "UDP" is ignored
-    again = CoNRLoss(alpha=0.5, vgg=vgg)(out, other)
+    again = CoNRLoss(LossConfig(vgg=0.5), vgg=vgg)(out, other)
     assert float(again["udp"]) == float(losses["udp"]) and float(again["mask"]) == float(losses["mask"])
-    off = CoNRLoss(alpha=0.5, vgg=None)(out, batch)
+    off = CoNRLoss(LossConfig(vgg=0.5), vgg=None)(out, batch)
     assert float(off["vgg"]) == 0
+
+
+@pytest.mark.parametrize("name", ["udp", "mask", "cons", "photo", "vgg"])
+def test_a_zero_weight_leaves_its_term_out_of_the_total_and_its_gradient(name):
+    torch.manual_seed(0)
+    B, S = 2, 32
+    det = torch.randn(B, 3, 4, S, S, requires_grad=True)
+    rgba = torch.rand(B, 4, S, S, requires_grad=True)
+    batch = {"target_udp": udp_image(B, S), "target_rgba": torch.rand(B, 4, S, S),
+             "labelled": torch.tensor([True, True])}
+    vgg = VGGLoss(VGG19(norm="imagenet"))
+    weights = LossConfig(udp=2.0, mask=0.5, cons=3.0, photo=1.5, vgg=0.25)
+    full = CoNRLoss(weights, vgg)(TrainOutput(det, det[:, 0], rgba), batch)
+    off = CoNRLoss(dataclasses.replace(weights, **{name: 0.0}), vgg)(TrainOutput(det, det[:, 0], rgba), batch)
+    w = {k: getattr(weights, k) for k in LOSS_NAMES}
+    full = {k: v.detach() for k, v in full.items()}
+    assert float(full["total"]) == pytest.approx(sum(w[k] * float(full[k]) for k in LOSS_NAMES), rel=1e-5)
+    expected = sum(w[k] * float(full[k]) for k in LOSS_NAMES if k != name)
+    assert float(off["total"]) == pytest.approx(expected, rel=1e-5)
+    assert not off[name].requires_grad
+    if name != "vgg":                                       # the cheap terms are still logged
+        assert float(off[name]) == pytest.approx(float(full[name])) and float(full[name]) > 0
+    else:
+        assert float(off["vgg"]) == 0                       # the VGG is not run
+    # each part of the output is left without gradient exactly when no weighted term reads it
+    only = LossConfig(**{k: (1.0 if k == name else 0.0) for k in LOSS_NAMES})
+    total = CoNRLoss(only, vgg)(TrainOutput(det, det[:, 0], rgba), batch)["total"]
+    gd, gr = torch.autograd.grad(total, (det, rgba), allow_unused=True)
+    assert (gd is not None and float(gd.abs().sum()) > 0) == (name in ("udp", "mask", "cons"))
+    assert (gr is not None and float(gr.abs().sum()) > 0) == (name in ("photo", "vgg"))
 
 
 def test_lpips_only_from_local_files(no_weights):
@@ -163,7 +194,7 @@ def test_mask_loss_keeps_unlabelled_samples_against_their_matte():
     target_rgba = torch.rand(B, 4, S, S)
     out = TrainOutput(det, det[:, 0], target_rgba.clone())
     batch = {"target_udp": target_udp, "target_rgba": target_rgba, "labelled": torch.tensor([False, False])}
-    got = CoNRLoss()(out, batch)
+    got = CoNRLoss()(out, batch)  # the paper's weights
     p = torch.sigmoid(det[:, :, 3]).mean(1)
     ref = F.binary_cross_entropy(p, target_rgba[:, 3])
     assert float(got["mask"]) == pytest.approx(float(ref), rel=1e-4) and float(got["mask"]) > 0.1

@@ -229,6 +229,7 @@ def test_ddp_two_cpu_processes_equal_one_process(shards, tmp_path):
             assert torch.allclose(v, pb[k], rtol=1e-4, atol=1e-5), k
 
 
+@pytest.mark.slow  # ~17 s on 2 cores (fp16 on CPU)
 def test_fp16_non_finite_loss_is_skipped_by_the_scaler_and_a_streak_stops(shards, tmp_path, monkeypatch):
     from conr.data import check_shards
     from conr.train import TrainingError
@@ -271,3 +272,41 @@ def test_photo_loss_of_an_unlabelled_target_does_not_train_the_detector():
     detector = [p.grad for p in model.detector_decoder.parameters()]
     assert all(g is None or float(g.abs().max()) == 0 for g in detector)
     assert any(p.grad is not None and float(p.grad.abs().max()) > 0 for p in model.parameters())
+
+
+def test_loss_weights_of_zero_skip_the_network_parts_they_alone_need(shards, tmp_path, monkeypatch):
+    from conr.nn.renderer import CollaborativeRenderer
+
+    calls = {"render": 0}
+    real = CollaborativeRenderer.forward
+
+    def counted(self, *a, **kw):
+        calls["render"] += torch.is_grad_enabled()               # training, not the final validation
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(CollaborativeRenderer, "forward", counted)
+    cfg = tiny("train.steps=2", "train.ckpt_every=2", "loss.photo=0", "loss.vgg=0", "train.vgg_weights=random")
+    lines = []
+    train(cfg, shards, tmp_path / "det", log=lines.append)
+    assert calls["render"] == 0 and any("renderer not trained" in ln for ln in lines)
+    assert any("L_vgg off" in ln for ln in lines)                 # no VGG19 built though weights were named
+    start = torch.load(tmp_path / "det" / "ckpt" / "last.pt", weights_only=True)
+    rec = records(tmp_path / "det")
+    assert all(r["photo"] == 0 and r["vgg"] == 0 and r["udp"] > 0 for r in rec)
+    assert rec[0]["loss"] == pytest.approx(rec[0]["udp"] + rec[0]["mask"] + rec[0]["cons"], rel=1e-5)
+    torch.manual_seed(cfg.train.seed)
+    from conr.nn import CoNR
+
+    init = CoNR(cfg.model).state_dict()                           # the renderer kept its initialisation
+    assert all(torch.equal(v, init[k]) for k, v in start["model"].items() if k.startswith("renderer."))
+    assert any(not torch.equal(v, init[k]) for k, v in start["model"].items() if k.startswith("detector_decoder."))
+    # L_mask off: left out of the total, still logged
+    train(tiny("train.steps=1", "loss.mask=0"), shards, tmp_path / "nomask", log=quiet)
+    r = records(tmp_path / "nomask")[0]
+    assert r["mask"] > 0 and r["loss"] == pytest.approx(r["udp"] + r["cons"] + r["photo"], rel=1e-5)
+    # L_udp, L_mask, L_cons off: the detector's decoder is frozen (the renderer draws from the ground truth)
+    train(tiny("train.steps=1", "train.ckpt_every=1", "loss.udp=0", "loss.mask=0", "loss.cons=0"), shards,
+          tmp_path / "ren", log=quiet)
+    ren = torch.load(tmp_path / "ren" / "ckpt" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, init[k]) for k, v in ren.items() if k.startswith("detector_decoder."))
+    assert any(not torch.equal(v, init[k]) for k, v in ren.items() if k.startswith("renderer."))
