@@ -46,14 +46,14 @@ def measure(job: dict) -> dict:
     """Run in a fresh process: build the model of job['config'], time forward+backward steps."""
     import torch
 
-    from conr.config import load_model_config
+    from conr.config import load_config
     from conr.nn import CoNR
     from conr.stats import flops_per_sample, sample_inputs, training_loss
 
     torch.manual_seed(0)
     if job["threads"]:
         torch.set_num_threads(job["threads"])
-    cfg = load_model_config(job["config"]).replace(image_size=job["size"])
+    cfg = load_config(job["config"]).model.replace(image_size=job["size"])
     device = torch.device(job["device"])
     model = CoNR(cfg).to(device).train()
     if job["channels_last"]:

@@ -16,25 +16,35 @@ A config is named by a preset (``paper``, ``tiny``, or one of the rows of the pa
     [loss]
     vgg = 0                     # Table 4 "w/o L_vgg"
 
-:func:`load_model_config` reads the model part only (a file with other tables is refused, as before);
-:func:`load_config` reads all four into a :class:`RunConfig` and applies ``section.field=value``
-overrides (``conr train --set train.lr=1e-4``). Unknown keys and bad values raise
-:class:`conr.errors.ConfigError` naming the field (``train.lr``; model fields by their bare name) and the
-value, before anything runs.
+:func:`load_config` reads all four into a :class:`RunConfig` (``load_config(spec).model`` where only the
+network is wanted) and applies ``section.field=value`` overrides (``conr train --set train.lr=1e-4``).
+Every field is declared with :func:`udpgen.settings.setting` and checked by its one checker; unknown keys
+and bad values raise :class:`conr.errors.ConfigError` naming the field (``train.lr``; model fields by their
+bare name) and the value, before anything runs.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from conr.errors import ConfigError
+from udpgen.settings import check_settings, fail, setting
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "plain")
 ENCODER_NORMS = ("imagenet", "danbooru", "none")
+
+
+def _check(obj, section: str) -> None:
+    """udpgen.settings' check with conr's error type and key names (``train.lr``), coercing file values."""
+    check_settings(obj, section=section, error=ConfigError, coerce=True)
+
+
+def _fail(obj, section: str, name: str, value, expected: str):
+    fail(obj, name, value, expected, section=section, error=ConfigError)
 
 
 @dataclass(frozen=True)
@@ -63,54 +73,25 @@ class ModelConfig:
         composites: k, backgrounds the target is pasted on for the detector per training sample.
     """
 
-    image_size: int = 256
-    encoder: str = "resnet50"
-    encoder_norm: str = "imagenet"
-    plain_widths: tuple[int, ...] = (64, 128, 256, 512, 512)
-    detector_widths: tuple[int, ...] = (256, 128, 64, 32, 16)
-    renderer_widths: tuple[int, ...] = (256, 128, 64, 32)
-    message_passing: int = 3
-    warping: bool = True
-    cinn: bool = True
-    views: int = 4
-    composites: int = 4
+    image_size: int = setting(256, kind=int, low=32)
+    encoder: str = setting("resnet50", choices=ENCODERS)
+    encoder_norm: str = setting("imagenet", choices=ENCODER_NORMS)
+    plain_widths: tuple[int, ...] = setting((64, 128, 256, 512, 512), kind="ints", size=5, low=1)
+    detector_widths: tuple[int, ...] = setting((256, 128, 64, 32, 16), kind="ints", size=5, low=1)
+    renderer_widths: tuple[int, ...] = setting((256, 128, 64, 32), kind="ints", size=4, low=1)
+    message_passing: int = setting(3, kind=int, low=1, high=3)
+    warping: bool = setting(True, kind=bool)
+    cinn: bool = setting(True, kind=bool)
+    views: int = setting(4, kind=int, low=1)
+    composites: int = setting(4, kind=int, low=1)
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type == "bool" and not isinstance(value, bool):
-                raise ConfigError(f.name, value, "expected true or false")
-            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigError(f.name, value, "expected an integer")
-            if f.type == "str" and not isinstance(value, str):
-                raise ConfigError(f.name, value, "expected a string")
-            if f.type == "tuple[int, ...]":
-                if isinstance(value, list):
-                    value = tuple(value)
-                    object.__setattr__(self, f.name, value)
-                if not isinstance(value, tuple) or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
-                ):
-                    raise ConfigError(f.name, value, "expected a list of positive integers")
-        if self.image_size < 32 or self.image_size % 32:
-            raise ConfigError("image_size", self.image_size, "expected a positive multiple of 32")
-        if self.encoder not in ENCODERS:
-            raise ConfigError("encoder", self.encoder, f"expected one of {', '.join(ENCODERS)}")
-        if self.encoder_norm not in ENCODER_NORMS:
-            raise ConfigError("encoder_norm", self.encoder_norm,
-                              f"expected one of {', '.join(ENCODER_NORMS)}")
-        for name, count in (("plain_widths", 5), ("detector_widths", 5), ("renderer_widths", 4)):
-            if len(getattr(self, name)) != count:
-                raise ConfigError(name, getattr(self, name), f"expected {count} widths")
+        _check(self, "")                       # model fields keep their bare names in messages
+        if self.image_size % 32:
+            _fail(self, "", "image_size", self.image_size, "a positive multiple of 32")
         if any(w % 2 for w in self.renderer_widths[:3]):
-            raise ConfigError("renderer_widths", self.renderer_widths,
-                              "D1..D3 widths must be even (remote/local halves)")
-        if not 1 <= self.message_passing <= 3:
-            raise ConfigError("message_passing", self.message_passing, "expected 1, 2 or 3")
-        if self.views < 1:
-            raise ConfigError("views", self.views, "expected at least 1 reference view")
-        if self.composites < 1:
-            raise ConfigError("composites", self.composites, "expected at least 1 composite")
+            _fail(self, "", "renderer_widths", self.renderer_widths,
+                  "even D1..D3 widths (remote/local halves)")
 
     def replace(self, **changes) -> ModelConfig:
         """A copy with ``changes`` applied; an unknown field raises ConfigError naming it."""
@@ -171,72 +152,8 @@ PRESETS: dict[str, ModelConfig] = {
     name: _PAPER.replace(**_model_changes(p)) for name, p in PRESET_TABLE.items()}
 
 
-def load_model_config(spec: str | Path) -> ModelConfig:
-    """Resolve a preset name or a ``.json`` / ``.toml`` file into a ModelConfig.
-
-    Raises ConfigError naming the config (unknown name, unreadable file) or the offending field.
-    """
-    if str(spec) in PRESETS:
-        return PRESETS[str(spec)]
-    path = Path(spec)
-    if not path.is_file():
-        raise ConfigError("config", str(spec), f"not a preset ({', '.join(PRESETS)}) nor an existing file")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise ConfigError("config", str(path), f"cannot be parsed: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("config", str(path), "expected a table of settings at the top level")
-    for key in data:
-        if key not in ("preset", "model"):
-            raise ConfigError(key, data[key], f"unknown top-level key in {path} (known: preset, model)")
-    base = data.get("preset", "paper")
-    if base not in PRESETS:
-        raise ConfigError("preset", base, f"expected one of {', '.join(PRESETS)}")
-    model = data.get("model", {})
-    if not isinstance(model, dict):
-        raise ConfigError("model", model, "expected a table of model fields")
-    return PRESETS[base].replace(**model)
-
-
 # -----------------------------------------------------------------------------------------------------
 # Training and data configuration
-
-
-def _check_fields(obj, section: str, choices: dict[str, tuple], minimum: dict[str, float]) -> None:
-    """Type-check every field of a frozen dataclass (by its annotation), coerce the lenient cases
-    (int -> float, list -> tuple, a numeric string such as YAML's ``1e-4`` -> float) and check choices and
-    lower bounds. Raises ConfigError named ``section.field``."""
-    for f in dataclasses.fields(obj):
-        name, value = f"{section}.{f.name}", getattr(obj, f.name)
-        if f.type == "bool" and not isinstance(value, bool):
-            raise ConfigError(name, value, "expected true or false")
-        if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(name, value, "expected an integer")
-        if f.type == "float":
-            if isinstance(value, str):
-                try:
-                    value = float(value)
-                except ValueError:
-                    raise ConfigError(name, value, "expected a number") from None
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(name, value, "expected a finite number")
-            object.__setattr__(obj, f.name, float(value))
-        if f.type == "str" and not isinstance(value, str):
-            raise ConfigError(name, value, "expected a string")
-        if f.type == "tuple[float, float]":
-            if isinstance(value, list):
-                value = tuple(value)
-            if not (isinstance(value, tuple) and len(value) == 2 and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-                raise ConfigError(name, value, "expected a list of two numbers")
-            object.__setattr__(obj, f.name, tuple(float(v) for v in value))
-        value = getattr(obj, f.name)
-        if f.name in choices and value not in choices[f.name]:
-            raise ConfigError(name, value, f"expected one of {', '.join(map(str, choices[f.name]))}")
-        if f.name in minimum and value < minimum[f.name]:
-            raise ConfigError(name, value, f"expected at least {minimum[f.name]}")
 
 
 @dataclass(frozen=True)
@@ -281,47 +198,42 @@ class TrainConfig:
             resolve locally (torchvision's vgg16 file and the lpips v0.1 linear layers); never downloaded.
     """
 
-    steps: int = 224_000
-    batch_size: int = 24
-    grad_accum: int = 1
-    lr: float = 1e-4
-    min_lr: float = 1e-6
-    warmup_steps: int = 2000
-    weight_decay: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
-    render_udp: str = "ground_truth"
-    vgg_weights: str = "vgg19"
-    vgg_required: bool = False
-    encoder_weights: str = "auto"
-    amp: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    sync_bn: bool = False
-    device: str = "auto"
-    seed: int = 0
-    log_every: int = 20
-    val_every: int = 4000
-    val_at_start: bool = True
-    ckpt_every: int = 2000
-    keep_every: int = 0
-    image_every: int = 0
-    tensorboard: bool = True
-    progress: bool = True
-    lpips: bool = True
-    lpips_backbone: str = "vgg16-397923af.pth"
-    lpips_linear: str = "lpips-vgg-v0.1.pth"
+    steps: int = setting(224_000, kind=int, low=1)
+    batch_size: int = setting(24, kind=int, low=1)
+    grad_accum: int = setting(1, kind=int, low=1)
+    lr: float = setting(1e-4, low=0)
+    min_lr: float = setting(1e-6, low=0)
+    warmup_steps: int = setting(2000, kind=int, low=0)
+    weight_decay: float = setting(1e-4, low=0)
+    betas: tuple[float, float] = setting((0.9, 0.999), kind="vector", size=2, low=0, high=1,
+                                            open_high=True)
+    grad_clip: float = setting(1.0, low=0)
+    render_udp: str = setting("ground_truth", choices=("ground_truth", "detected"))
+    vgg_weights: str = setting("vgg19", kind=str)
+    vgg_required: bool = setting(False, kind=bool)
+    encoder_weights: str = setting("auto", kind=str)
+    amp: str = setting("auto", choices=("auto", "bf16", "fp16", "off"))
+    channels_last: bool = setting(True, kind=bool)
+    compile: bool = setting(False, kind=bool)
+    sync_bn: bool = setting(False, kind=bool)
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"))
+    seed: int = setting(0, kind=int, low=0)
+    log_every: int = setting(20, kind=int, low=1)
+    val_every: int = setting(4000, kind=int, low=0)
+    val_at_start: bool = setting(True, kind=bool)
+    ckpt_every: int = setting(2000, kind=int, low=0)
+    keep_every: int = setting(0, kind=int, low=0)
+    image_every: int = setting(0, kind=int, low=0)
+    tensorboard: bool = setting(True, kind=bool)
+    progress: bool = setting(True, kind=bool)
+    lpips: bool = setting(True, kind=bool)
+    lpips_backbone: str = setting("vgg16-397923af.pth", kind=str)
+    lpips_linear: str = setting("lpips-vgg-v0.1.pth", kind=str)
 
     def __post_init__(self):
-        _check_fields(self, "train", {"amp": ("auto", "bf16", "fp16", "off"), "device": ("auto", "cpu", "cuda"),
-                                      "render_udp": ("ground_truth", "detected")},
-                      {"steps": 1, "batch_size": 1, "grad_accum": 1, "lr": 0, "min_lr": 0, "warmup_steps": 0,
-                       "weight_decay": 0, "grad_clip": 0, "log_every": 1, "val_every": 0,
-                       "ckpt_every": 0, "keep_every": 0, "image_every": 0, "seed": 0})
-        if not all(0 <= b < 1 for b in self.betas):
-            raise ConfigError("train.betas", self.betas, "expected two numbers in [0, 1)")
+        _check(self, "train")
         if self.min_lr > self.lr:
-            raise ConfigError("train.min_lr", self.min_lr, f"expected at most train.lr = {self.lr}")
+            _fail(self, "train", "min_lr", self.min_lr, f"at most train.lr = {self.lr}")
 
 
 @dataclass(frozen=True)
@@ -356,30 +268,24 @@ class DataConfig:
         max_bad_streak: this many unusable samples in a row mean the shards are not of this schema: fail.
     """
 
-    num_workers: int = 6
-    shard_mode: str = "resampled"
-    shuffle_buffer: int = 512
-    shuffle_initial: int = 128
-    prefetch_factor: int = 2
-    backgrounds: str = "auto"
-    bg_pool: int = 256
-    bg_refresh: float = 0.25
-    crop_min: float = 0.8
-    crop_refs_independent: bool = True
-    holdout_views: int = 0
-    val_source: str = "auto"
-    val_samples: int = 512
-    segment_steps: int = 0
-    max_bad_streak: int = 256
+    num_workers: int = setting(6, kind=int, low=0)
+    shard_mode: str = setting("resampled", choices=("resampled", "split"))
+    shuffle_buffer: int = setting(512, kind=int, low=1)
+    shuffle_initial: int = setting(128, kind=int, low=1)
+    prefetch_factor: int = setting(2, kind=int, low=1)
+    backgrounds: str = setting("auto", kind=str)
+    bg_pool: int = setting(256, kind=int, low=1)
+    bg_refresh: float = setting(0.25, low=0)
+    crop_min: float = setting(0.8, low=0, high=1, open_low=True)
+    crop_refs_independent: bool = setting(True, kind=bool)
+    holdout_views: int = setting(0, kind=int, low=0)
+    val_source: str = setting("auto", choices=("auto", "val", "holdout", "none"))
+    val_samples: int = setting(512, kind=int, low=1)
+    segment_steps: int = setting(0, kind=int, low=0)
+    max_bad_streak: int = setting(256, kind=int, low=1)
 
     def __post_init__(self):
-        _check_fields(self, "data", {"shard_mode": ("resampled", "split"),
-                                     "val_source": ("auto", "val", "holdout", "none")},
-                      {"num_workers": 0, "shuffle_buffer": 1, "shuffle_initial": 1, "prefetch_factor": 1,
-                       "bg_pool": 1, "bg_refresh": 0, "holdout_views": 0, "val_samples": 1,
-                       "segment_steps": 0, "max_bad_streak": 1})
-        if not 0 < self.crop_min <= 1:
-            raise ConfigError("data.crop_min", self.crop_min, "expected a fraction in (0, 1]")
+        _check(self, "data")
 
 
 @dataclass(frozen=True)
@@ -393,14 +299,14 @@ class LossConfig:
     decoder is frozen and runs, without gradient, only to drive unlabelled targets.
     """
 
-    udp: float = 1.0
-    mask: float = 1.0
-    cons: float = 1.0
-    photo: float = 1.0
-    vgg: float = 1.0
+    udp: float = setting(1.0, low=0)
+    mask: float = setting(1.0, low=0)
+    cons: float = setting(1.0, low=0)
+    photo: float = setting(1.0, low=0)
+    vgg: float = setting(1.0, low=0)
 
     def __post_init__(self):
-        _check_fields(self, "loss", {}, {f.name: 0 for f in dataclasses.fields(self)})
+        _check(self, "loss")
         if not any(getattr(self, f.name) for f in dataclasses.fields(self)):
             raise ConfigError("loss", dataclasses.asdict(self), "every loss weight is 0: nothing would be trained")
 
@@ -460,15 +366,29 @@ def describe_presets() -> list[dict]:
     return [{"name": n, "changes": dict(p.changes), "rows": p.rows} for n, p in PRESET_TABLE.items()]
 
 
+def _yaml_load(text: str):
+    """PyYAML's safe load with YAML 1.2's booleans: only true/false are booleans, so ``amp: off`` stays the
+    string 'off' (YAML 1.1 reads on/off/yes/no as booleans). A boolean field still takes on/off/yes/no:
+    udpgen.settings coerces those strings."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    bool_tag = "tag:yaml.org,2002:bool"
+    Loader.yaml_implicit_resolvers = {c: [r for r in rs if r[0] != bool_tag]
+                                      for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver(bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    return yaml.load(text, Loader=Loader)
+
+
 def _read_table_file(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".toml":
             data = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _yaml_load(text)
         else:
             data = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as e:  # JSON/TOML decode errors are ValueErrors
@@ -539,7 +459,7 @@ def parse_override(text: str) -> tuple[str, str, object]:
             import yaml
 
             try:
-                value = yaml.safe_load(raw) if raw else ""
+                value = _yaml_load(raw) if raw else ""
             except yaml.YAMLError:
                 value = raw
             if value is None:

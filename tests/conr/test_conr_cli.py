@@ -1,6 +1,7 @@
 """ModelConfig validation, config files, FLOP counts and `conr info`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -8,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from conr.cli import main
-from conr.config import PRESETS, ModelConfig, load_model_config
+from conr.config import PRESETS, DataConfig, LossConfig, ModelConfig, TrainConfig, load_config
 from conr.errors import ConfigError
 from conr.nn import CoNR
 from conr.stats import flops_per_sample, parameter_counts
@@ -23,13 +24,13 @@ def test_presets_build_and_are_the_papers():
 
 
 @pytest.mark.parametrize("field,value,expected", [
-    ("message_passing", 4, "message_passing=4: expected 1, 2 or 3"),
-    ("encoder", "vit", "encoder='vit': expected one of resnet18, resnet34, resnet50, plain"),
+    ("message_passing", 4, "message_passing=4: expected an integer in [1, 3]"),
+    ("encoder", "vit", "encoder='vit': expected one of 'resnet18', 'resnet34', 'resnet50', 'plain'"),
     ("image_size", 100, "image_size=100: expected a positive multiple of 32"),
     ("warping", "yes", "warping='yes': expected true or false"),
-    ("renderer_widths", (8, 8, 8), "renderer_widths=(8, 8, 8): expected 4 widths"),
-    ("renderer_widths", (9, 8, 8, 8), "D1..D3 widths must be even"),
-    ("views", 0, "views=0: expected at least 1"),
+    ("renderer_widths", (8, 8, 8), "renderer_widths=(8, 8, 8): expected 4 integers >= 1"),
+    ("renderer_widths", (9, 8, 8, 8), "expected even D1..D3 widths"),
+    ("views", 0, "views=0: expected an integer >= 1"),
     ("colour", 1, "colour=1: unknown model field"),
 ])
 def test_bad_config_values_name_the_field(field, value, expected):
@@ -38,23 +39,29 @@ def test_bad_config_values_name_the_field(field, value, expected):
     assert e.value.field == field and isinstance(e.value, ValueError)
 
 
+@pytest.mark.parametrize("cls", [ModelConfig, TrainConfig, DataConfig, LossConfig], ids=lambda c: c.__name__)
+def test_every_config_field_is_declared_with_a_setting_rule(cls):
+    for f in dataclasses.fields(cls):
+        assert "rule" in f.metadata, f"{cls.__name__}.{f.name} has no udpgen.settings.setting() rule"
+
+
 def test_config_files(tmp_path):
     toml = tmp_path / "mp1.toml"
     toml.write_text('preset = "tiny"\n[model]\nmessage_passing = 1\nrenderer_widths = [16, 8, 8, 8]\n')
-    cfg = load_model_config(toml)
+    cfg = load_config(toml).model
     assert cfg == PRESETS["tiny"].replace(message_passing=1, renderer_widths=(16, 8, 8, 8))
     js = tmp_path / "c.json"
     js.write_text(json.dumps({"model": {"warping": False}}))
-    assert load_model_config(js) == ModelConfig(warping=False)
+    assert load_config(js).model == ModelConfig(warping=False)
     for text, match in [('[model]\nwarp = false\n', "warp=False: unknown model field"),
-                        ('[train]\nsteps = 3\n', "train=.*unknown top-level key"),
+                        ('[trian]\nsteps = 3\n', "trian=.*unknown top-level key"),
                         ('preset = "huge"\n', "preset='huge'"),
                         ('[model\n', "cannot be parsed")]:
         toml.write_text(text)
         with pytest.raises(ConfigError, match=match):
-            load_model_config(toml)
+            load_config(toml)
     with pytest.raises(ConfigError, match="not a preset .* nor an existing file"):
-        load_model_config(tmp_path / "absent.toml")
+        load_config(tmp_path / "absent.toml")
 
 
 def test_parameter_counts_and_flops():
@@ -94,7 +101,7 @@ def test_info_bad_config_is_one_line_and_nonzero(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nmessage_passing = 9\n")
     result = CliRunner().invoke(main, ["info", "--config", str(bad)])
-    assert result.exit_code != 0 and result.output.strip() == "Error: message_passing=9: expected 1, 2 or 3"
+    assert result.exit_code != 0 and result.output.strip() == "Error: message_passing=9: expected an integer in [1, 3]"
 
 
 def test_every_table_row_has_a_preset_and_info_lists_them():
@@ -122,7 +129,7 @@ def test_every_table_row_has_a_preset_and_info_lists_them():
 
 @pytest.mark.parametrize("overrides,needle", [
     (["loss.lpips=1"], "loss.lpips=1: unknown loss field"),
-    (["loss.udp=-1"], "loss.udp=-1.0: expected at least 0"),
+    (["loss.udp=-1"], "loss.udp=-1.0: expected a number >= 0"),
     (["loss.vgg=much"], "loss.vgg='much': expected a number"),
     (["train.vgg_alpha=0.5"], "train.vgg_alpha=0.5: renamed: set loss.vgg"),
     (["loss.udp=0", "loss.mask=0", "loss.cons=0", "loss.photo=0", "loss.vgg=0"], "every loss weight is 0"),

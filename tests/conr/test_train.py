@@ -128,7 +128,7 @@ def test_lr_schedule_warms_up_then_decays():
 
 @pytest.mark.parametrize("args,needle", [
     (["--set", "train.lrr=1"], "train.lrr=1: unknown train field"),
-    (["--set", "data.crop_min=2"], "data.crop_min=2.0: expected a fraction in (0, 1]"),
+    (["--set", "data.crop_min=2"], "data.crop_min=2.0: expected a number in (0, 1]"),
     (["--set", "model.warp=false"], "model.warp=False: unknown model field"),
     (["--set", "train.batch_size=3"], "train.batch_size=3: must be a multiple of"),
     (["--set", "lr=1"], "expected SECTION.FIELD=VALUE"),
@@ -138,6 +138,15 @@ def test_config_errors_name_the_key(shards, tmp_path, args, needle):
                                        str(tmp_path), "--set", "train.grad_accum=2", *args])
     assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
     assert needle in result.output
+
+
+def test_yaml_off_is_a_string_for_a_choice_and_false_for_a_switch(tmp_path):
+    # YAML 1.1 reads off/on as booleans: train.amp is a choice whose values include 'off'
+    (tmp_path / "c.yaml").write_text("preset: tiny\ntrain:\n  amp: off\n  compile: off\n  tensorboard: yes\n"
+                                     "  lr: 1e-4\n")
+    cfg = load_config(tmp_path / "c.yaml", ["train.progress=off"])
+    assert (cfg.train.amp, cfg.train.compile, cfg.train.tensorboard, cfg.train.progress) == ("off", False, True, False)
+    assert cfg.train.lr == 1e-4 and isinstance(cfg.train.lr, float)
 
 
 def test_config_files_toml_and_yaml(tmp_path):

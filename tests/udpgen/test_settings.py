@@ -9,6 +9,7 @@ from udpgen.backgrounds.composite import CompositeSettings
 from udpgen.drawn.job import HanddrawnSettings
 from udpgen.drawn.matting import MattingSettings
 from udpgen.errors import SettingsError, UdpgenError
+from udpgen.settings import check_settings, setting
 from udpgen.render.camera import CameraSampler
 from udpgen.render.renderer import RenderSettings
 from udpgen.rig.sampler import SamplerSettings
@@ -50,3 +51,29 @@ def test_a_bad_value_names_class_key_value_and_expectation(cls, key, value, expe
 def test_rules_that_tie_fields_together_still_hold():
     with pytest.raises(SettingsError, match="crouch_prob \\+ sit_prob \\+ lift_foot_prob = 1.2"):
         SamplerSettings(crouch_prob=0.5, sit_prob=0.5, lift_foot_prob=0.2)
+
+
+@dataclasses.dataclass(frozen=True)
+class _FromFile:
+    lr: float = setting(1e-4, low=0)
+    betas: tuple = setting((0.9, 0.999), kind="vector", size=2, low=0, high=1, open_high=True)
+    widths: tuple = setting((8, 8), kind="ints", size=2, low=1)
+
+
+class _KeyError(ValueError):
+    def __init__(self, key, value, reason):
+        super().__init__(f"{key}={value!r}: {reason}")
+
+
+def test_another_package_keeps_its_error_type_and_key_names_and_file_values_are_coerced():
+    obj = _FromFile(lr="1e-3", betas=[0.5, 0.25], widths=[16, 4])   # as PyYAML reads them
+    check_settings(obj, section="train", error=_KeyError, coerce=True)
+    assert (obj.lr, obj.betas, obj.widths) == (1e-3, (0.5, 0.25), (16, 4)) and isinstance(obj.lr, float)
+    for key, value, message in [("lr", "fast", "train.lr='fast': expected a number >= 0"),
+                                ("betas", (0.5, 1.0), "train.betas=(0.5, 1.0): expected 2 numbers in [0, 1)"),
+                                ("widths", [4, 0], "train.widths=(4, 0): expected 2 integers >= 1")]:
+        with pytest.raises(_KeyError) as e:
+            check_settings(_FromFile(**{key: value}), section="train", error=_KeyError, coerce=True)
+        assert str(e.value) == message
+    with pytest.raises(SettingsError, match=r"^widths = \(4, 0\)"):          # '' names the bare field
+        check_settings(_FromFile(widths=(4, 0)), section="")
