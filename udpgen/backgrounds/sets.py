@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -36,7 +37,8 @@ import numpy as np
 
 from udpgen.io.images import list_images
 
-__all__ = ["BUILTIN", "builtin_backgrounds", "fit", "dhash", "hamming", "procedural", "iter_backgrounds", "list_inputs"]
+__all__ = ["BUILTIN", "builtin_backgrounds", "fit", "dhash", "hamming", "procedural", "Source", "iter_sources",
+           "make_background", "iter_backgrounds", "list_inputs"]
 
 BUILTIN = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "brick", "grass", "gravel", "camera")
 PROCEDURAL_KINDS = ("flat", "linear", "radial", "noise")
@@ -58,11 +60,16 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-def builtin_backgrounds() -> list[tuple[str, np.ndarray]]:
-    """The :data:`BUILTIN` skimage.data images as (name, (H, W, 3) uint8 RGB) pairs."""
+def builtin_image(name: str) -> np.ndarray:
+    """The :data:`BUILTIN` skimage.data image ``name`` -> (H, W, 3) uint8 RGB."""
     import skimage.data
 
-    return [(name, _rgb(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8))) for name in BUILTIN]
+    return _rgb(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8))
+
+
+def builtin_backgrounds() -> list[tuple[str, np.ndarray]]:
+    """The :data:`BUILTIN` skimage.data images as (name, (H, W, 3) uint8 RGB) pairs."""
+    return [(name, builtin_image(name)) for name in BUILTIN]
 
 
 def fit(img: np.ndarray, size, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -136,21 +143,32 @@ def list_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def iter_backgrounds(paths: Iterable[str | os.PathLike] | None, size, seed: int, *, n_procedural: int | None = None,
-                     max_hamming: int = 6, on_error=None) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (key, (h, w, 3) uint8) backgrounds fitted to ``size`` with a seeded random crop.
+@dataclass(frozen=True)
+class Source:
+    """One background to make: ``kind`` 'file' (``ref`` its path), 'builtin' (``ref`` a :data:`BUILTIN`
+    name) or 'procedural' (``ref`` one of :data:`PROCEDURAL_KINDS`); ``key`` unique, without dots;
+    ``index`` its place in the stream, which seeds its crop (:func:`make_background`)."""
+    key: str
+    kind: str
+    ref: str
+    index: int
 
-    paths: files and/or folders (searched recursively, sorted) of user images; None = the built-in set.
-    n_procedural: generated backgrounds appended at the end (default: 16 with the built-in set, 0 with paths).
-    max_hamming: an image whose 64-bit dHash is within this many bits of an earlier one is dropped.
-    on_error: called as on_error(path, exception) for an unreadable file, which is then skipped;
-        None = the udpgen.errors.FormatError propagates.
-    Keys are unique, deterministic, without dots: the file's stem (with a counter on clashes),
-    ``builtin_NAME``, or ``procedural_KIND_NNNN``. Same arguments -> same sequence.
-    """
+
+def iter_sources(paths: Iterable[str | os.PathLike] | None, *, builtin: bool = False,
+                 n_procedural: int | None = None, max_hamming: int = 6,
+                 on_error=None) -> Iterator[tuple[Source, np.ndarray | None]]:
+    """The backgrounds a set is made of, near-duplicates dropped -> (Source, its loaded image; None for a
+    procedural one), in order: user images (``paths``: files and/or folders, searched recursively, sorted),
+    then with ``builtin`` the :data:`BUILTIN` photos, then ``n_procedural`` generated ones (default 16 with
+    the built-in set, else 0).
+
+    max_hamming: an image whose 64-bit dHash (of the whole image, before any crop: two copies hash alike
+    whatever their crops) is within this many bits of an earlier one is dropped (-1: none is).
+    on_error: called as on_error(path, exception) for an unreadable file, which is then skipped; None = the
+    udpgen.errors.FormatError propagates. Keys: the file's stem (with a counter on clashes),
+    ``builtin_NAME``, ``procedural_KIND_NNNN``."""
     from udpgen.io.images import read_image
 
-    rng = np.random.default_rng(seed)
     seen: list[int] = []
     keys: set[str] = set()
 
@@ -169,24 +187,52 @@ def iter_backgrounds(paths: Iterable[str | os.PathLike] | None, size, seed: int,
         seen.append(h)
         return True
 
-    if paths is None:
-        source = ((f"builtin_{name}", lambda im=im: im) for name, im in builtin_backgrounds())
-        n_procedural = 16 if n_procedural is None else n_procedural
-    else:
-        source = ((p, lambda p=p: read_image(p)) for p in list_inputs(paths))
-        n_procedural = n_procedural or 0
-    for name, load in source:
+    index = 0
+    for p in list_inputs(paths or []):
         try:
-            img = load()
+            img = read_image(p)
         except Exception as e:  # noqa: BLE001 - handed to the caller's callback, or re-raised
             if on_error is None:
                 raise
-            on_error(name, e)
+            on_error(p, e)
             continue
-        # Hash the whole image, before the random crop: two copies must hash alike whatever the crops.
         if novel(img):
-            yield (name if paths is None else key_for(Path(name).stem)), fit(img, size, rng)
-    for i in range(n_procedural):
+            yield Source(key_for(p.stem), "file", str(p), index), img
+            index += 1
+    if builtin:
+        for name, img in builtin_backgrounds():
+            if novel(img):
+                yield Source(key_for(f"builtin_{name}"), "builtin", name, index), img
+                index += 1
+    for i in range(16 if n_procedural is None and builtin else n_procedural or 0):
         kind = PROCEDURAL_KINDS[i % len(PROCEDURAL_KINDS)]
         # Flat and gradient images hash alike (dHash sees no steps): they are not deduplicated.
-        yield f"procedural_{kind}_{i:04d}", procedural(rng, size, kind)
+        yield Source(key_for(f"procedural_{kind}_{i:04d}"), "procedural", kind, index), None
+        index += 1
+
+
+def make_background(source: Source, size, seed: int, img: np.ndarray | None = None) -> np.ndarray:
+    """The background of ``source`` fitted to ``size`` -> (h, w, 3) uint8, with a crop (or a procedural
+    image) seeded by (seed, source.index) alone, so that any worker makes it alike. img: the image already
+    loaded (as :func:`iter_sources` gives it); else it is read again."""
+    rng = np.random.default_rng([seed, source.index])
+    if source.kind == "procedural":
+        return procedural(rng, size, source.ref)
+    if img is None:
+        if source.kind == "builtin":
+            img = builtin_image(source.ref)
+        else:
+            from udpgen.io.images import read_image
+
+            img = read_image(source.ref)
+    return fit(img, size, rng)
+
+
+def iter_backgrounds(paths: Iterable[str | os.PathLike] | None, size, seed: int, *, n_procedural: int | None = None,
+                     max_hamming: int = 6, on_error=None) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (key, (h, w, 3) uint8) backgrounds fitted to ``size`` with a seeded random crop: the
+    backgrounds of :func:`iter_sources` (paths None = the built-in set) made by :func:`make_background`.
+    Same arguments -> same sequence, and the same images ``udpgen backgrounds`` writes."""
+    for src, img in iter_sources(paths, builtin=paths is None, n_procedural=n_procedural,
+                                 max_hamming=max_hamming, on_error=on_error):
+        yield src.key, make_background(src, size, seed, img)

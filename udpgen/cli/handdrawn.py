@@ -82,15 +82,19 @@ def _finish(summary: dict, text: str, as_json: bool, allow_failures: bool, what:
               help="Append the built-in set (9 CC0/public-domain photos, 16 procedural) after INPUT's images.")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="Member encoding: png is lossless, jpg (quality 95) about 4x smaller.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes (one shard each).")
+@shard_job_options("files")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some files could not be read.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, allow_failures, as_json, quiet):
+def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, workers, distributor, ray_address,
+                    overwrite, retry_failed, allow_failures, as_json, quiet):
     """Make background shards for compositing: INPUT is a folder (searched recursively), an image, a text
     file listing images/folders one per line, or the word 'builtin' (the built-in set only). Images are
     scaled to cover --size and cropped at a seeded random place; near-duplicates are dropped. Unreadable
-    files are reported and skipped. A rerun skips committed shards (it still reads every input: crops and
-    duplicate drops depend on all earlier images) and writes identical bytes.
+    files are reported and skipped. Every input is read once here (near-duplicate drops depend on all
+    earlier images), then each shard is a job (--workers, --distributor) writing the same bytes wherever it
+    runs. A rerun keeps the committed shards and refuses a changed plan, naming the settings that differ.
 
     \b
     Examples:
@@ -108,7 +112,9 @@ def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, al
         raise UdpgenError(f"{input_spec}: no images found (add --builtin for the built-in set)")
     with _bar(total, "img", quiet) as bar:
         summary = write_background_shards(paths, use_builtin, out_dir, size, seed, per_shard, fmt,
-                                          progress=bar.update, report=_report(bar))
+                                          progress=bar.update, report=_report(bar), workers=workers,
+                                          distributor=distributor, ray_address=ray_address, overwrite=overwrite,
+                                          retry_failed=retry_failed)
         bar.update(max(0, total - bar.n))   # duplicates dropped inside the stream never show up
     update_directory(out_dir, "backgrounds", {"input": input_spec, "builtin": use_builtin, "size": size,
                                               "seed": seed, "per_shard": per_shard, "format": fmt}, seed)

@@ -223,6 +223,27 @@ def test_backgrounds_dedup_failures_resume_and_shared_dir(drawings, tmp_path):
     assert run("backgrounds", tmp_path / "nope", "--out", out).exit_code == 1
 
 
+def test_background_shards_are_jobs_same_bytes_for_any_workers_and_one_resume_rule(tmp_path):
+    from udpgen.backgrounds.sets import iter_backgrounds as builtin_set
+
+    args = ["backgrounds", "builtin", "--size", 16, "--per-shard", 8, "--json", "-q"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    r1, r2 = run(*args, "--out", one), run(*args, "--out", two, "--workers", 2)
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
+    assert json.loads(r2.stdout)["written"] == json.loads(r2.stdout)["shards"] == 4      # 25 backgrounds
+    assert tar_hashes(one) == tar_hashes(two)
+    # the shards hold exactly what iter_backgrounds (the in-memory set conr falls back to) yields
+    got = [(k, img) for t in list_shards(one, "bg") for k, img in iter_backgrounds(t)]
+    want = list(builtin_set(None, 16, 0))
+    assert [k for k, _ in got] == [k for k, _ in want]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want))
+    before = tar_hashes(one)
+    r3 = run(*args[:2], "--size", 24, *args[4:], "--out", one)                     # another size: refused
+    assert r3.exit_code == 1 and "size: 16 then, 24 now" in r3.output and tar_hashes(one) == before
+    r4 = run(*args[:2], "--size", 24, *args[4:], "--out", one, "--overwrite")
+    assert r4.exit_code == 0 and json.loads(r4.stdout)["written"] == 4 and tar_hashes(one) != before
+
+
 def test_handdrawn_markers_and_text_summary(tmp_path):
     d, marks = tmp_path / "in", tmp_path / "marks"
     (d / "m").mkdir(parents=True)

@@ -24,7 +24,8 @@ SAMPLE = REPO / "assets" / "sample"
 
 
 @pytest.mark.parametrize("command", [["synth", "--models", str(SAMPLE), "--out", "{out}"],
-                                     ["handdrawn", str(SAMPLE), "--out", "{out}"]])
+                                     ["handdrawn", str(SAMPLE), "--out", "{out}"],
+                                     ["backgrounds", "builtin", "--out", "{out}"]])
 def test_ray_requested_but_not_installed_is_one_line(monkeypatch, tmp_path, command):
     monkeypatch.setitem(sys.modules, "ray", None)              # `import ray` raises ImportError
     args = [a.format(out=tmp_path / "out") for a in command] + ["--distributor", "ray"]
@@ -109,5 +110,18 @@ def test_handdrawn_cli_on_ray_writes_the_same_shards_and_clean_json(ray_cluster,
         assert r.exit_code == 0, r.output
         summary = json.loads(r.stdout)                 # nothing of Ray's on stdout
         assert summary["written"] == summary["shards"] >= 2 and not summary["shards_failed"]
+        outs[distributor] = tar_hashes(out)
+    assert outs["ray"] == outs["processes"]
+
+
+def test_background_shards_on_ray_are_the_same_bytes(ray_cluster, tmp_path):
+    outs = {}
+    for distributor in ("processes", "ray"):
+        out = tmp_path / distributor
+        r = CliRunner().invoke(main, ["backgrounds", "builtin", "--out", str(out), "--size", "16", "--per-shard", "8",
+                                      "--workers", "2", "--distributor", distributor, "--json", "-q"])
+        assert r.exit_code == 0, r.output
+        summary = json.loads(r.stdout)
+        assert summary["written"] == summary["shards"] >= 3 and not summary["shards_failed"]
         outs[distributor] = tar_hashes(out)
     assert outs["ray"] == outs["processes"]
