@@ -11,7 +11,9 @@ not copied) and is varied by a seeded :class:`CharacterSpec`:
   joints, laid out as MMD modellers do (:mod:`udpgen.sample.parts`);
 * garments: skirt length 0.6 .. 1.5, pleated (35 %: 8-16 pleats) or plain, a dress (25 %: the top in the
   skirt's colour), or no skirt (shorts: the skirt's faces dropped); a skirt hangs on 8 two-segment bone chains
-  with bodies and joints, and collides with kinematic thigh and shin capsules; a cape (30 %): two
+  with bodies and joints, and collides with kinematic thigh and shin capsules; without a skirt, bare legs,
+  shorts or trousers; sleeves short, to the elbow or to the wrist; an open coat (20 %: a body over the top,
+  tails to the thighs or knees, long sleeves; :mod:`udpgen.sample.garments`); a cape (30 %): two
   flaring cards under 上半身2 with their own bodies and joints and a material of its own;
 * accessories (each 30 %): glasses, a brimmed hat, a ribbon, rigid on the head, one material;
 * faces: eye colour and iris size; palettes and procedural textures: hair, eye, cloth, trim, cape and
@@ -38,7 +40,9 @@ from udpgen.errors import SettingsError, UdpgenError
 from udpgen.io.atomic import write_bytes_atomic
 from udpgen.mmd.model import BoneFlag, Model
 from udpgen.mmd.pmx_writer import write_pmx
+from udpgen.sample import garments
 from udpgen.sample.character import build_model, png_bytes
+from udpgen.sample.garments import BOTTOMS, SLEEVES
 from udpgen.sample.mesh import HAIR_AXES, HEAD_CENTER, joint_positions, unit
 from udpgen.sample.parts import CARD_BONES, Card, Mesh, add_cards, add_skirt_chains, append_mesh, glasses, hat, part_material, ribbon
 
@@ -75,6 +79,10 @@ class CharacterSpec:
     pleats: int = 0            # skirt pleats around (0 = a plain flared skirt)
     dress: bool = False        # the top takes the skirt's colour: one dress
     iris: float = 1.0          # iris and pupil size factor (eye texture)
+    sleeves: str = "short"     # one of garments.SLEEVES
+    bottom: str = "skirt"      # one of garments.BOTTOMS: 'skirt' when skirt > 0, else bare legs, shorts or trousers
+    coat: float = 0.0          # coat tail length in MMD units, 0 = no coat
+    coat_rgb: tuple = (70, 60, 90)
 
 
 def character_name(seed: int, index: int) -> str:
@@ -90,6 +98,12 @@ def draw_spec(seed: int, index: int) -> CharacterSpec:
     """The spec of character ``index`` of family ``seed`` (deterministic)."""
     rng = np.random.default_rng([seed, index])
     hair = HAIR_STYLES[rng.integers(len(HAIR_STYLES))]
+    spec = _draw_fields(rng, seed, index, hair)
+    # a skirt is worn as the skirt; without one, the legs are bare or in shorts or trousers
+    return spec if spec.skirt == 0 else dataclasses.replace(spec, bottom="skirt")
+
+
+def _draw_fields(rng, seed: int, index: int, hair: str) -> CharacterSpec:
     return CharacterSpec(
         name=character_name(seed, index), head_ratio=float(rng.uniform(*HEAD_RATIO_RANGE)),
         height=float(rng.uniform(0.85, 1.12)), build=float(rng.uniform(0.85, 1.2)), hair=hair,
@@ -101,7 +115,15 @@ def draw_spec(seed: int, index: int) -> CharacterSpec:
         accessories=tuple(a for a in ACCESSORIES if rng.uniform() < 0.3), cape_rgb=_colour(rng),
         accessory_rgb=(_colour(rng, v=(0.1, 0.4)), _colour(rng), _colour(rng)),
         pleats=int(rng.integers(8, 17)) if rng.uniform() < 0.35 else 0, dress=bool(rng.uniform() < 0.25),
-        iris=float(rng.uniform(0.8, 1.15)))
+        iris=float(rng.uniform(0.8, 1.15)), **_draw_garments(rng))
+
+
+def _draw_garments(rng) -> dict:
+    """The fields added after the first family (drawn last, so the earlier fields of a seed stay as they
+    were): sleeves, what is worn when there is no skirt, a coat."""
+    return {"sleeves": SLEEVES[int(rng.choice(3, p=[0.45, 0.25, 0.3]))],
+            "bottom": BOTTOMS[1 + int(rng.choice(3, p=[0.3, 0.3, 0.4]))],
+            "coat": float(rng.uniform(2.5, 5.0)) if rng.uniform() < 0.2 else 0.0, "coat_rgb": _colour(rng)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -299,6 +321,11 @@ def build_textures(spec: CharacterSpec, base: dict[str, np.ndarray]) -> dict[str
     for i, rgb in enumerate(spec.accessory_rgb):
         acc[:, 4 * i:4 * i + 4] = (*rgb, 255)
     tex["tex/accessory.png"] = acc
+    coat = np.empty((32, 32, 4), np.uint8)
+    coat[...] = (*spec.coat_rgb, 255)
+    coat[29:, :, :3] = spec.trim_rgb                                            # hem and cuffs
+    coat[:, 15:17, :3] = np.asarray(spec.coat_rgb) * 0.7                        # a seam down the back
+    tex["tex/coat.png"] = coat
     return tex
 
 
@@ -308,11 +335,16 @@ def build_textures(spec: CharacterSpec, base: dict[str, np.ndarray]) -> dict[str
 def build_character(spec: CharacterSpec) -> tuple[Model, dict[str, np.ndarray]]:
     """The :class:`Model` (path None) of ``spec`` and its textures {relative path: HxWx4 RGBA uint8}."""
     model, base = build_model()
-    model = dataclasses.replace(model, textures=model.textures + ("tex/cape.png", "tex/accessory.png"))
+    model = dataclasses.replace(model, textures=model.textures + ("tex/cape.png", "tex/accessory.png", "tex/coat.png"))
     model = _skirt(model, spec)
     model, shape = _reshape(model, spec)
     model = _add_hair(model, spec, shape)
     model = add_skirt_chains(model)
+    model = garments.sleeves(model, shape, spec.sleeves)
+    if spec.bottom in ("shorts", "trousers"):
+        model = garments.trousers(model, shape, long=spec.bottom == "trousers")
+    if spec.coat:
+        model = garments.coat(model, shape, spec.coat)
     model = _add_cape(model, spec, shape)
     model = _add_accessories(model, spec, shape)
     model = dataclasses.replace(model, name=spec.name, name_en=spec.name,
