@@ -16,7 +16,7 @@ not copied) and is varied by a seeded :class:`CharacterSpec`:
   tails to the thighs or knees, long sleeves; :mod:`udpgen.sample.garments`); a cape (30 %): two
   flaring cards under 上半身2 with their own bodies and joints and a material of its own;
 * accessories (each 30 %): glasses, a brimmed hat, a ribbon, rigid on the head, one material;
-* faces: eye colour and iris size; palettes and procedural textures: hair, eye, cloth, trim, cape and
+* faces: eye colour, iris size and shape (narrow to round), lash weight, cheek blush; palettes and procedural textures: hair, eye, cloth, trim, cape and
   accessory colours; skirt patterns
   plain/stripes/checks/gradient.
 
@@ -83,6 +83,9 @@ class CharacterSpec:
     bottom: str = "skirt"      # one of garments.BOTTOMS: 'skirt' when skirt > 0, else bare legs, shorts or trousers
     coat: float = 0.0          # coat tail length in MMD units, 0 = no coat
     coat_rgb: tuple = (70, 60, 90)
+    eye_shape: float = 1.0     # iris height / width factor: < 1 narrow, > 1 round
+    lash: int = 9              # upper lash thickness in face-texture texels (of 64)
+    blush: bool = False        # cheek blush under the eyes
 
 
 def character_name(seed: int, index: int) -> str:
@@ -120,10 +123,12 @@ def _draw_fields(rng, seed: int, index: int, hair: str) -> CharacterSpec:
 
 def _draw_garments(rng) -> dict:
     """The fields added after the first family (drawn last, so the earlier fields of a seed stay as they
-    were): sleeves, what is worn when there is no skirt, a coat."""
+    were): sleeves, what is worn when there is no skirt, a coat; the eyes' shape, lashes, blush."""
     return {"sleeves": SLEEVES[int(rng.choice(3, p=[0.45, 0.25, 0.3]))],
             "bottom": BOTTOMS[1 + int(rng.choice(3, p=[0.3, 0.3, 0.4]))],
-            "coat": float(rng.uniform(2.5, 5.0)) if rng.uniform() < 0.2 else 0.0, "coat_rgb": _colour(rng)}
+            "coat": float(rng.uniform(2.5, 5.0)) if rng.uniform() < 0.2 else 0.0, "coat_rgb": _colour(rng),
+            "eye_shape": float(rng.uniform(0.78, 1.2)), "lash": int(rng.integers(5, 14)),
+            "blush": bool(rng.uniform() < 0.4)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -285,15 +290,21 @@ def build_textures(spec: CharacterSpec, base: dict[str, np.ndarray]) -> dict[str
     tex["tex/hair.png"] = _recolour(base["tex/hair.png"], spec.hair_rgb)
     face = base["tex/face.png"].copy()
     yy, xx = np.mgrid[0:64, 0:64] + 0.5
-    k = spec.iris
-    iris = ((xx - 32) / (17 * k)) ** 2 + ((yy - 35) / (21 * k)) ** 2 < 1
-    pupil = ((xx - 32) / (7 * k)) ** 2 + ((yy - 35) / (10 * k)) ** 2 < 1
+    k, e = spec.iris, spec.eye_shape
+    iris = ((xx - 32) / (17 * k)) ** 2 + ((yy - 35) / (21 * k * e)) ** 2 < 1
+    pupil = ((xx - 32) / (7 * k)) ** 2 + ((yy - 35) / (10 * k * e)) ** 2 < 1
     glint = (xx - 25) ** 2 + (yy - 26) ** 2 < 25
     shade = np.clip((yy - 14) / 42, 0, 1)[..., None]
     eye = (1 - shade) * np.asarray(spec.eye_rgb) * 0.6 + shade * np.asarray(spec.eye_rgb)
     left = face[:, :64]
+    left[(((xx - 32) / 17) ** 2 + ((yy - 35) / 21) ** 2 < 1) | (yy < 9), :3] = 255   # clear the sample's iris, lash
     sel = iris & ~pupil & ~glint
     left[sel, :3] = eye[sel].astype(np.uint8)
+    left[pupil & ~glint, :3] = (np.asarray(spec.eye_rgb) * 0.25).astype(np.uint8)
+    left[yy < spec.lash, :3] = (35, 25, 30)                   # the upper lash, thin to heavy
+    if spec.blush:                                            # cheeks: a soft pink band below the eye
+        band = (yy > 58) & (np.abs(xx - 32) < 24)
+        left[band, :3] = (0.6 * left[band, :3] + 0.4 * np.array([240, 130, 150])).astype(np.uint8)
     tex["tex/face.png"] = face
     cloth = base["tex/cloth.png"].copy()
     y2, x2 = np.mgrid[0:128, 0:128] + 0.5

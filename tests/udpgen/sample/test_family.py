@@ -179,3 +179,19 @@ def test_skirts_hang_on_bone_chains_with_bodies_that_collide_with_the_legs():
                  for v in hem]
     assert len(hem) > 10 and min(on_chains) > 0.999                   # the hem hangs on the chains alone
 
+
+
+def test_faces_vary_in_iris_shape_lashes_and_blush():
+    import dataclasses
+
+    base = family.draw_spec(0, 0)
+    eye = lambda **kw: family.build_textures(dataclasses.replace(base, **kw), family.build_model()[1])["tex/face.png"][:, :64]  # noqa: E731
+    narrow, round_ = eye(eye_shape=0.8, iris=1.0), eye(eye_shape=1.2, iris=1.0)
+    coloured = lambda img: int((img[..., :3].astype(int).sum(-1) < 700)[12:].sum())  # noqa: E731 - below the lash
+    assert coloured(round_) > 1.3 * coloured(narrow)
+    dark = lambda img: int((img[:, 32, :3] == (35, 25, 30)).all(-1).sum())  # noqa: E731 - lash rows at the centre
+    assert dark(eye(lash=12)) == 12 and dark(eye(lash=6)) == 6
+    assert (eye(blush=True) != eye(blush=False)).any()
+    specs = [family.draw_spec(0, i) for i in range(100)]
+    assert min(s.eye_shape for s in specs) < 0.85 and max(s.eye_shape for s in specs) > 1.15
+    assert 0.2 < np.mean([s.blush for s in specs]) < 0.6
