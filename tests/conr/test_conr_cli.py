@@ -27,7 +27,7 @@ def test_presets_build_and_are_the_papers():
     ("message_passing", 4, "message_passing=4: expected an integer in [1, 3]"),
     ("encoder", "vit", "encoder='vit': expected one of 'resnet18', 'resnet34', 'resnet50', 'plain'"),
     ("image_size", 100, "image_size=100: expected a positive multiple of 32"),
-    ("warping", "yes", "warping='yes': expected true or false"),
+    ("warping", "maybe", "warping='maybe': expected true or false"),
     ("renderer_widths", (8, 8, 8), "renderer_widths=(8, 8, 8): expected 4 integers >= 1"),
     ("renderer_widths", (9, 8, 8, 8), "expected even D1..D3 widths"),
     ("views", 0, "views=0: expected an integer >= 1"),
