@@ -142,13 +142,16 @@ def backgrounds_cmd(input_spec, out_dir, size, seed, per_shard, builtin, fmt, wo
 @click.option("--matte-max", default=2048, show_default=True, type=click.IntRange(0),
               help="Shrink larger images to this longer side before matting (speed; 0 = never).")
 @click.option("--skip-low", is_flag=True, help="Leave low-confidence mattes out (counted as failures).")
+@click.option("--review", "review_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The --out folder of `udpgen matte INPUT` reviewed with `udpgen matte-review`: images rejected "
+                   "there are left out (counted as failures), accepted ones kept whatever their confidence.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes (one shard each).")
 @shard_job_options("images")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some images failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views_per_sample, min_confidence,
-                  matte_max, skip_low, workers, distributor, ray_address, overwrite, retry_failed, allow_failures,
+                  matte_max, skip_low, review_dir, workers, distributor, ray_address, overwrite, retry_failed, allow_failures,
                   as_json, quiet):
     """Cut out hand-drawn characters and write them as unlabelled shards (source 'handdrawn', no UDP).
     INPUT holds one folder per character (images searched recursively); an image directly in INPUT is a
@@ -160,6 +163,7 @@ def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views
     Examples:
       udpgen handdrawn drawings/ --out shards/handdrawn --json
       udpgen handdrawn drawings/ --out shards/handdrawn --markers scribbles/ --size 256 --crop
+      udpgen handdrawn drawings/ --out shards/handdrawn --markers mattes/markers --review mattes
     """
     from dataclasses import asdict
 
@@ -174,14 +178,20 @@ def handdrawn_cmd(input_path, out_dir, markers_dir, size, crop, per_shard, views
     root, characters = discover(input_path)
     if not characters:
         raise UdpgenError(f"{input_path}: no images found (one folder per character, or images directly in it)")
-    jobs = plan_jobs(root, characters, per_shard, views_per_sample, settings, markers_dir)
+    decisions = None
+    if review_dir is not None:
+        from udpgen.drawn.review import decisions_by_input
+
+        decisions = decisions_by_input(review_dir)
+    jobs = plan_jobs(root, characters, per_shard, views_per_sample, settings, markers_dir, decisions)
     names = set(check_resume(out_dir, {j.name: j.plan for j in jobs}, asdict(settings), overwrite=overwrite,
                              retry_failed=retry_failed))
     todo = [j for j in jobs if j.name in names]
     with _bar(sum(j.files for j in todo), "img", quiet) as bar:
         failed = run_jobs(todo, root, out_dir, settings, markers_dir, workers, progress=bar.update,
                           report=_report(bar), distributor=distributor, ray_address=ray_address)
-    update_directory(out_dir, "handdrawn", {"input": str(input_path), "markers": bool(markers_dir), "size": size,
+    update_directory(out_dir, "handdrawn", {"input": str(input_path), "markers": bool(markers_dir),
+                                            "review": bool(review_dir), "size": size,
                                             "crop": crop, "per_shard": per_shard, "views_per_sample": views_per_sample,
                                             "min_confidence": min_confidence, "skip_low": skip_low,
                                             "matte_max": matte_max})

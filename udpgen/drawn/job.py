@@ -61,11 +61,13 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Job:
-    """One shard: ``{split}-{index:06d}.tar`` holding ``chunks``; ``plan`` fingerprints its inputs."""
+    """One shard: ``{split}-{index:06d}.tar`` holding ``chunks``; ``plan`` fingerprints its inputs;
+    ``decisions``: (file, 'accept' | 'reject') of its files reviewed in ``udpgen matte-review``."""
     split: str
     index: int
     chunks: tuple[Chunk, ...]
     plan: str
+    decisions: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -147,10 +149,14 @@ def _marker_path(markers_dir: Path | None, rel: str) -> Path | None:
 
 
 def plan_jobs(root: Path, characters: list[Character], per_shard: int, views_per_sample: int,
-              settings: HanddrawnSettings, markers_dir: Path | None = None) -> list[Job]:
+              settings: HanddrawnSettings, markers_dir: Path | None = None,
+              decisions: dict[str, str] | None = None) -> list[Job]:
     """Deal chunks into shards: per split (train, val), characters in id order, chunks in file order,
     ``per_shard`` samples per shard. Each job's plan is sha256 over its chunks with file sizes, the marker
-    files used and the settings: what the shard's bytes depend on."""
+    files used, the review decisions of its files (``decisions``: file relative to ``root`` -> 'accept' |
+    'reject', :func:`udpgen.drawn.review.decisions_by_input`) and the settings: what the shard's bytes
+    depend on, so a changed review remakes only the shards it touches."""
+    decisions = decisions or {}
     if per_shard < 1 or views_per_sample < 1:
         raise UdpgenError("--per-shard and --views-per-sample must be at least 1")
     by_split: dict[str, list[Chunk]] = {"train": [], "val": []}
@@ -162,11 +168,12 @@ def plan_jobs(root: Path, characters: list[Character], per_shard: int, views_per
     for split, chunks in by_split.items():
         for index, start in enumerate(range(0, len(chunks), per_shard)):
             part = tuple(chunks[start:start + per_shard])
-            files = [[rel, size_or_missing(root / rel), size_or_missing(_marker_path(markers_dir, rel))]
-                     for ch in part for rel in ch.files]
+            files = [[rel, size_or_missing(root / rel), size_or_missing(_marker_path(markers_dir, rel)),
+                      decisions.get(rel)] for ch in part for rel in ch.files]
             plan = hashlib.sha256(json_bytes({"chunks": [[c.character, c.chunk] for c in part], "files": files,
                                                "settings": asdict(settings)})).hexdigest()
-            jobs.append(Job(split, index, part, plan))
+            reviewed = tuple((f[0], f[3]) for f in files if f[3] is not None)
+            jobs.append(Job(split, index, part, plan, reviewed))
     return jobs
 
 
@@ -231,14 +238,22 @@ def run_job(job: Job, root: Path, out_dir: Path, settings: HanddrawnSettings, ma
     Per-file problems (unreadable, decompression bomb, size mismatch with the markers, empty matte)
     are reported through ``report(message)``, recorded as ``failures`` [{key: file, reason}] and the job
     goes on; a chunk left with no view writes no sample. ``low_confidence`` lists [{key, file,
-    confidence}] below settings.min_confidence. Anything else (disk full, ...) aborts the shard."""
+    confidence}] below settings.min_confidence. Files rejected in review are failures ('rejected in
+    review'); accepted ones are kept whatever their confidence. Anything else (disk full, ...) aborts the
+    shard."""
     from udpgen.io.images import read_image
 
     low: list[dict] = []
+    decided = dict(job.decisions)
     with ShardWriter(out_dir, job.split, job.index) as w:
         for ch in job.chunks:
             views = []
             for rel in ch.files:
+                if decided.get(rel) == "reject":
+                    w.fail(rel, "rejected in review")
+                    if progress is not None:
+                        progress(1)
+                    continue
                 try:
                     image = read_image(root / rel, settings.max_pixels)
                     mp = _marker_path(markers_dir, rel)
@@ -247,7 +262,7 @@ def run_job(job: Job, root: Path, out_dir: Path, settings: HanddrawnSettings, ma
                         raise UdpgenError(f"markers {mp} are {markers.shape[1]}x{markers.shape[0]}, the image "
                                           f"is {image.shape[1]}x{image.shape[0]}")
                     rgba, conf, how = prepare_view(image, markers, settings)
-                    if conf < settings.min_confidence and settings.skip_low:
+                    if conf < settings.min_confidence and settings.skip_low and decided.get(rel) != "accept":
                         raise UdpgenError(f"matte confidence {conf:.3f} < {settings.min_confidence} (--skip-low)")
                 except (UdpgenError, OSError, ValueError, cv2.error) as e:
                     reason = str(e).removeprefix(f"{root / rel}: ")
@@ -255,7 +270,7 @@ def run_job(job: Job, root: Path, out_dir: Path, settings: HanddrawnSettings, ma
                     if report is not None:
                         report(f"{root / rel}: {reason}")
                 else:
-                    if conf < settings.min_confidence:
+                    if conf < settings.min_confidence and decided.get(rel) != "accept":
                         low.append({"key": sample_key(ch.character, ch.chunk), "file": rel,
                                     "confidence": round(conf, 4)})
                     views.append(View(rgba, extra={"file": rel, "confidence": round(conf, 4), "alpha": how}))

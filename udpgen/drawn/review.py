@@ -19,7 +19,7 @@ from udpgen.errors import UdpgenError
 from udpgen.io.atomic import write_bytes_atomic
 
 __all__ = ["ReviewItem", "list_items", "marker_path", "save_markers", "rematte", "record_decision",
-           "read_decisions", "make_server", "DECISIONS", "LOOPBACK"]
+           "read_decisions", "decisions_by_input", "make_server", "DECISIONS", "LOOPBACK"]
 
 DECISIONS = "review.json"
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -119,6 +119,14 @@ def read_decisions(out_dir: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
 
+
+
+def decisions_by_input(out_dir: Path) -> dict[str, str]:
+    """{image path relative to the INPUT of ``udpgen matte``: "accept" | "reject"}, the decisions of
+    out_dir/review.json keyed as ``udpgen handdrawn`` finds its files (the same INPUT). Raises UdpgenError
+    when ``out_dir`` is not a matte output folder."""
+    decided = read_decisions(out_dir)
+    return {Path(i.rel).as_posix(): decided[i.name] for i in list_items(out_dir) if i.name in decided}
 
 
 def record_decision(out_dir: Path, item: ReviewItem, decision: str) -> dict[str, str]:

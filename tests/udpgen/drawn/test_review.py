@@ -217,3 +217,36 @@ def test_browser_paint_rerun_accept(server):
     after = read_image(out / "alice" / "1.png")
     assert after[48, 48, 3] < before[48, 48, 3]
     assert json.loads((out / "review.json").read_text()) == {"alice/1.png": "accept"}
+
+
+def test_handdrawn_leaves_out_rejected_images_and_keeps_accepted_ones(folder, tmp_path):
+    from udpgen.drawn.review import record_decision
+    from udpgen.shards import iter_samples, list_shards
+
+    src, out, _ = folder
+    items = {i.rel: i for i in list_items(out)}
+    assert set(items) == {"alice/0.png", "alice/1.jpg", "alice/2.jpg"}
+    assert items["alice/1.jpg"].confidence < 0.5 <= items["alice/2.jpg"].confidence    # the cluttered one is low
+    record_decision(out, items["alice/1.jpg"], "accept")
+    record_decision(out, items["alice/2.jpg"], "reject")
+    shards = tmp_path / "shards"
+    args = ["handdrawn", str(src), "--out", str(shards), "--size", "32", "--skip-low", "--min-confidence", "0.5",
+            "--review", str(out), "--json", "-q", "--allow-failures"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    # rejected: out although confident; accepted: in although below --min-confidence with --skip-low
+    assert [(f["key"], f["reason"]) for f in summary["failures"]] == [("alice/2.jpg", "rejected in review")]
+    assert summary["views"] == 2 and not summary["low_confidence"]
+    kept = [v.extra["file"] for t in list_shards(shards, "train") + list_shards(shards, "val")
+            for s in iter_samples(t) for v in s.views]
+    assert kept == ["alice/0.png", "alice/1.jpg"]
+    # without the review, --skip-low leaves the low one out
+    plain = CliRunner().invoke(main, [a for a in args if a not in ("--review", str(out))] + ["--out", str(tmp_path / "p")])
+    assert json.loads(plain.stdout)["views"] == 2 and "alice/1.jpg" in plain.stdout
+    # a changed decision changes the plan: the rerun refuses until --overwrite
+    record_decision(out, items["alice/2.jpg"], "accept")
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "inputs differ" in again.output
+    res = CliRunner().invoke(main, args + ["--overwrite"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["views"] == 3
