@@ -183,15 +183,19 @@ def _crop_resize(img: np.ndarray, box, size: int, nearest: bool = False, premult
     uint8 straight-alpha RGBA, premultiplied after the crop (less to convert) and before the resize
     (filtering straight colour would bleed the colour of transparent pixels into the edges)."""
     y, x, c = box
+    if nearest:
+        # nearest for UDPs: blending landmarks (or landmarks with the zero background) invents landmarks.
+        # Centre-aligned: destination pixel i takes the source pixel under its centre, floor((i + 0.5) c / S),
+        # the same pixel-centre convention as the RGBA's INTER_AREA / INTER_LINEAR, so UDP and image stay
+        # aligned sub-pixel. (cv2.INTER_NEAREST takes floor(i c / S): up to half a destination pixel up-left.)
+        idx = np.minimum(((np.arange(size) + 0.5) * (c / size)).astype(np.int64), c - 1)
+        return np.ascontiguousarray(img[y + idx][:, x + idx])
     img = img[y:y + c, x:x + c]
     if premultiply:
         img = premultiply_alpha(img)
     if c != size:
-        # nearest for UDPs: blending landmarks (or landmarks with the zero background) invents landmarks
-        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if c > size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (size, size), interpolation=interp)
-        if not nearest:  # float rounding of the filters can step a hair outside [0, 1]
-            np.clip(img, 0, 1, out=img)
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if c > size else cv2.INTER_LINEAR)
+        np.clip(img, 0, 1, out=img)  # float rounding of the filters can step a hair outside [0, 1]
     return np.ascontiguousarray(img)
 
 

@@ -116,6 +116,30 @@ def test_random_crops_are_independent_per_reference(shards):
     assert float(cover.std()) > 0 and not torch.equal(batch["refs"], flat["refs"])
 
 
+@pytest.mark.parametrize("crop", [256, 100, 80, 48])
+def test_udp_and_rgba_resize_stay_aligned_sub_pixel(crop):
+    """A vertical bar one destination pixel wide (so nearest sampling cannot miss it), at every sub-pixel
+    offset: its column centroid after the crop + resize agrees between the UDP (nearest) and RGBA (area /
+    linear) paths to within half a destination pixel. cv2's INTER_NEAREST (floor(i c / S)) missed by 0.75
+    px at 256 -> 64 and 0.56 px at 100 -> 64."""
+    from conr.data import _crop_resize
+
+    scale = crop / S
+    width = int(np.ceil(scale))
+    cols = np.arange(S)
+    for offset in range(width + 1):
+        x0 = crop // 2 + offset
+        rgba = np.zeros((crop, crop, 4), np.uint8)
+        rgba[:, x0:x0 + width] = 255
+        udp = np.zeros((crop, crop, 4), np.float32)
+        udp[:, x0:x0 + width] = 1
+        alpha = _crop_resize(rgba, (0, 0, crop), S, premultiply=True)[..., 3].sum(0)
+        occ = _crop_resize(udp, (0, 0, crop), S, nearest=True)[..., 3].sum(0)
+        assert occ.sum() > 0 and set(np.unique(occ)) <= {0.0, S}           # nearest: no blended values
+        gap = abs((alpha * cols).sum() / alpha.sum() - (occ * cols).sum() / occ.sum())
+        assert gap <= 0.5 + 1e-4, (crop, offset, gap)
+
+
 def test_stream_is_a_function_of_seed_and_segment(shards):
     a = take(train_loader(shards, cfg(), batch=2, segment=0), 3)
     b = take(train_loader(shards, cfg(), batch=2, segment=0), 3)
