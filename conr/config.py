@@ -350,7 +350,8 @@ class DataConfig:
             'holdout' validation renders them from the other views (held-out poses).
         val_source: 'auto' (the val split when there is one, else held-out poses when holdout_views > 0,
             else none), 'val', 'holdout' or 'none'.
-        val_samples: samples per validation (deterministic: the same samples and crops every time).
+        val_samples: items per validation: the whole split when it holds no more, else a sample of this many
+            stratified by character (seeded by train.seed; the same items for any num_workers, every time).
         segment_steps: the data stream restarts, seeded by (seed, step), every this many optimizer steps;
             0 = train.ckpt_every. Resuming re-creates the stream of the segment and skips what was used.
         max_bad_streak: this many unusable samples in a row mean the shards are not of this schema: fail.

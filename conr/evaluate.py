@@ -1,8 +1,9 @@
 """``conr evaluate``: L_photo and LPIPS on the validation data per number of reference views n, the shape of
 the paper's Table 1 (a model trained with m views, evaluated with sheets of n = 1..8 views).
 
-The evaluation stream of :mod:`conr.data` (no random crops; every item seeded by its sample key, so two runs
-see the same items) draws, per validation item, one target view and ``max_views`` reference views once; the
+The evaluation stream of :mod:`conr.data` (the items of :func:`conr.data.eval_keys`: the whole split, or
+``--samples`` of it stratified by character; no random crops; every item seeded by its sample key, so two runs
+see the same items, whatever ``--workers``) draws, per validation item, one target view and ``max_views`` reference views once; the
 sheet of n views is the first n of them. So the rows differ in n only, not in which targets they measure.
 With fewer than n + 1 views in a chunk the references repeat (the paper's one-shot rule).
 
@@ -63,7 +64,7 @@ def evaluate_views(model: CoNR, cfg: RunConfig, data: str, *, max_views: int = 8
     seen = 0
     model.eval()
     try:
-        for b in eval_loader(shards, ecfg, src, batch=batch):
+        for b in eval_loader(shards, ecfg, src, batch=batch, limit=limit):
             take = min(len(b["key"]), limit - seen)
             if take <= 0:
                 break

@@ -409,8 +409,10 @@ def setup(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
 
 
 def validate(run: Run, step: int) -> dict | None:
-    """Validation (rank 0, when there is validation data): :func:`evaluate`, logged to metrics.jsonl,
-    TensorBoard and the log; returns the metrics."""
+    """Validation (rank 0, when there is validation data): :func:`evaluate` on the items of
+    :func:`conr.data.eval_keys` (the whole split, or data.val_samples of it stratified by character; the
+    same items at every validation and for any data.num_workers), logged to metrics.jsonl, TensorBoard and
+    the log; returns the metrics."""
     cfg, T, log, metrics, tb = run.cfg, run.cfg.train, run.log, run.metrics, run.tb
     if not run.main or run.val_source == "none":
         return None

@@ -160,6 +160,53 @@ def test_eval_pass_is_deterministic_and_finite(shards):
     assert sum(len(b["key"]) for b in held) == 7                     # 8 train characters, one has 1 view
 
 
+@pytest.fixture(scope="module")
+def chunked(shards, tmp_path_factory):
+    """The toy train characters, 4 chunks each, as a val split of 3 samples a shard, in character order
+    (as udpgen writes them), beside the train shards."""
+    d = tmp_path_factory.mktemp("chunked")
+    for p in shards.train + shards.bg:
+        for f in (p, p.replace(".tar", ".stats.json")):
+            shutil.copy(f, d / Path(f).name)
+    groups = {}
+    for p in shards.train:
+        with tarfile.open(p) as t:
+            for ti in t:
+                key, rest = ti.name.split(".", 1)
+                groups.setdefault(key, []).append((rest, t.extractfile(ti).read()))
+    samples = [(f"{key.rsplit('-', 1)[0]}-{c:04d}", g) for key, g in sorted(groups.items()) for c in range(4)]
+    for i in range(0, len(samples), 3):
+        dst = d / f"val-{i // 3:06d}.tar"
+        with tarfile.open(dst, "w") as t:
+            for key, g in samples[i:i + 3]:
+                for rest, data in g:
+                    ti = tarfile.TarInfo(f"{key}.{rest}")
+                    ti.size = len(data)
+                    t.addfile(ti, io.BytesIO(data))
+        dst.with_name(dst.name.replace(".tar", ".stats.json")).write_text("{}")
+    return check_shards(d), sorted({k.rsplit("-", 1)[0] for k in groups}), len(samples)
+
+
+def val_keys(shards, cap, workers, seed=0):
+    c = cfg(f"data.val_samples={cap}", f"data.num_workers={workers}", f"train.seed={seed}")
+    keys = [k for b in eval_loader(shards, c, "val", batch=4) for k in b["key"]]
+    return sorted(keys[:cap])                  # conr.train.evaluate takes the first val_samples items
+
+
+def test_validation_items_are_stratified_by_character_and_independent_of_workers(chunked):
+    shards, characters, total = chunked
+    assert len(shards.val) > 4 and len(characters) >= 6
+    cap = len(characters) + 2
+    keys = val_keys(shards, cap, 0)
+    assert len(keys) == cap and len(set(keys)) == cap
+    assert keys == val_keys(shards, cap, 2)                            # any number of workers: the same items
+    assert val_keys(shards, 5, 0) == val_keys(shards, 5, 2)
+    assert {k.rsplit("-", 1)[0] for k in keys} == set(characters)      # every character, not the first shards'
+    assert val_keys(shards, cap, 0, seed=1) != keys                    # a seeded sample
+    everything = val_keys(shards, total + 5, 2)                        # uncapped: the whole split
+    assert len(everything) == total == len(set(everything))
+
+
 def test_workers_batch_and_count_together(shards, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
