@@ -343,7 +343,7 @@ class DataConfig:
             from the background stream, so a long run sees every background (0.25: one every 4 samples;
             decoding and fitting a background costs about as much as decoding a view).
         crop_min: the appendix's random crop keeps a square of side in [crop_min, 1] of the image, then
-            resizes to model.image_size; 1 = no crop.
+            resizes to model.image_size; 1 = no crop. Validation crops the same way, seeded per item.
         crop_refs_independent: each reference gets its own crop (the target UDP, target image and its
             composites always share one), so the renderer cannot copy a reference into place.
         holdout_views: the last this many views of every chunk with more views are never used in training;

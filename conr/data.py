@@ -32,7 +32,7 @@ Determinism: a stream is seeded by (seed, segment start step, rank, worker), so 
 are a function of those numbers; conr.train restarts the stream at segment boundaries and, on resume,
 re-creates the segment and skips the batches already used. Evaluation: the items are chosen from the tar
 headers before the stream starts (the whole split, or a seeded sample stratified by character: eval_keys),
-and each item (view choice, backgrounds) is seeded by its key.
+and each item (view choice, the training crop policy, backgrounds) is seeded by its key.
 """
 from __future__ import annotations
 
@@ -230,14 +230,16 @@ class ItemMaker:
 
     Args:
         cfg: the run config (model.image_size, model.views, model.composites, data.crop_*, holdout_views).
-        evaluate: evaluation items (held-out target when ``holdout``, no crops, ``ref_udp`` included).
+        evaluate: evaluation items (held-out target when ``holdout``, ``ref_udp`` included). Their crops
+            follow the training policy (data.crop_min, data.crop_refs_independent) drawn from the caller's
+            rng, which the evaluation stream seeds per item key: deterministic per item.
         holdout: draw the target from the held-out views (evaluation on held-out poses).
     Raises _Skip for a sample that cannot be used.
     """
 
     def __init__(self, cfg: RunConfig, evaluate: bool = False, holdout: bool = False):
         self.size, self.m, self.k = cfg.model.image_size, cfg.model.views, cfg.model.composites
-        self.crop_min = 1.0 if evaluate else cfg.data.crop_min
+        self.crop_min = cfg.data.crop_min
         self.independent = cfg.data.crop_refs_independent
         self.holdout = cfg.data.holdout_views if (holdout or not evaluate) else 0
         self.evaluate, self.pick_holdout = evaluate, holdout
@@ -601,8 +603,10 @@ def eval_keys(shards: ShardSet, cfg: RunConfig, source: str, limit: int | None =
 def eval_loader(shards: ShardSet, cfg: RunConfig, source: str, *, batch: int,
                 limit: int | None = None) -> wds.WebLoader:
     """One deterministic pass over the items of :func:`eval_keys` (``limit``: the cap, default
-    data.val_samples): the val split, or held-out views of the train split; no crops. Each item's view
-    choice and backgrounds are seeded by (train.seed, key): the same items look the same at every validation and for any number of workers (only the order
+    data.val_samples): the val split, or held-out views of the train split. The items go through the
+    training crop policy (data.crop_min, data.crop_refs_independent: one random crop for the target image
+    and UDP, one per reference), so validation losses measure the task the training losses do; each item's
+    view choice, crops and backgrounds are seeded by (train.seed, key): the same items look the same at every validation and for any number of workers (only the order
     of the batches depends on the workers; the metrics are means over items)."""
     urls = shards.val if source == "val" else shards.train
     selected = _eval_keys(tuple(urls), cfg.data.holdout_views if source == "holdout" else 0,

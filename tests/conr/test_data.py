@@ -207,6 +207,29 @@ def test_validation_items_are_stratified_by_character_and_independent_of_workers
     assert len(everything) == total == len(set(everything))
 
 
+def test_validation_items_are_cropped_like_training_and_the_same_every_time(chunked):
+    shards = chunked[0]
+
+    def items(crop, workers):
+        c = cfg(f"data.crop_min={crop}", f"data.num_workers={workers}", "data.val_samples=8")
+        got = {k: (b["refs"][i], b["target_rgba"][i], b["target_udp"][i])
+               for b in eval_loader(shards, c, "val", batch=4) for i, k in enumerate(b["key"])}
+        return dict(sorted(got.items()))
+
+    whole, cropped, again = items(1.0, 0), items(0.5, 0), items(0.5, 2)
+    assert list(whole) == list(cropped) == list(again)
+    for key in whole:
+        assert all(torch.equal(a, b) for a, b in zip(cropped[key], again[key]))     # seeded per item
+    # cropping to [0.5, 1] of the side magnifies the character: coverage grows, as in training batches
+    cover = {name: float(torch.stack([v[1][3].mean() for v in d.values()]).mean())
+             for name, d in (("whole", whole), ("cropped", cropped))}
+    assert cover["cropped"] > 1.1 * cover["whole"], cover
+    # the target image and its UDP share one crop: the UDP's occupancy stays on the image's silhouette
+    for refs, rgba, udp in cropped.values():
+        if udp[3].any():
+            assert float(((udp[3] > 0) != (rgba[3] > 0.5)).float().mean()) < 0.05
+
+
 def test_workers_batch_and_count_together(shards, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
