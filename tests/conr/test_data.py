@@ -16,6 +16,7 @@ from conr.config import load_config
 from conr.data import (DataError, ItemMaker, SkipTotals, check_shards, choose_views, eval_loader, train_loader,
                        unwrap_worker_error)
 from conr.toy import write_toy_shards
+from udpgen.shards.reader import iter_keys
 
 S, M, K = 64, 4, 4
 
@@ -161,30 +162,12 @@ def test_eval_pass_is_deterministic_and_finite(shards):
 
 
 @pytest.fixture(scope="module")
-def chunked(shards, tmp_path_factory):
-    """The toy train characters, 4 chunks each, as a val split of 3 samples a shard, in character order
-    (as udpgen writes them), beside the train shards."""
-    d = tmp_path_factory.mktemp("chunked")
-    for p in shards.train + shards.bg:
-        for f in (p, p.replace(".tar", ".stats.json")):
-            shutil.copy(f, d / Path(f).name)
-    groups = {}
-    for p in shards.train:
-        with tarfile.open(p) as t:
-            for ti in t:
-                key, rest = ti.name.split(".", 1)
-                groups.setdefault(key, []).append((rest, t.extractfile(ti).read()))
-    samples = [(f"{key.rsplit('-', 1)[0]}-{c:04d}", g) for key, g in sorted(groups.items()) for c in range(4)]
-    for i in range(0, len(samples), 3):
-        dst = d / f"val-{i // 3:06d}.tar"
-        with tarfile.open(dst, "w") as t:
-            for key, g in samples[i:i + 3]:
-                for rest, data in g:
-                    ti = tarfile.TarInfo(f"{key}.{rest}")
-                    ti.size = len(data)
-                    t.addfile(ti, io.BytesIO(data))
-        dst.with_name(dst.name.replace(".tar", ".stats.json")).write_text("{}")
-    return check_shards(d), sorted({k.rsplit("-", 1)[0] for k in groups}), len(samples)
+def chunked(tmp_path_factory):
+    """8 val characters of 4 chunks each, 3 samples a shard, in character order (as udpgen writes them)."""
+    shards = write_toy_shards(tmp_path_factory.mktemp("chunked"), characters=10, views=3, size=S,
+                              val_characters=8, per_shard=3, chunks=4, backgrounds=2)
+    characters = sorted({k.rsplit("-", 1)[0] for p in shards.val for k, _ in iter_keys(p)})
+    return shards, characters, 4 * len(characters)
 
 
 def val_keys(shards, cap, workers, seed=0):
