@@ -181,18 +181,26 @@ def _crop_box(rng: np.random.Generator, side: int, crop_min: float) -> tuple[int
     return int(rng.integers(0, side - c + 1)), int(rng.integers(0, side - c + 1)), c
 
 
+def resize_nearest(img: np.ndarray, height: int, width: int | None = None) -> np.ndarray:
+    """(H, W, ...) -> (height, width, ...) by centre-aligned nearest sampling, same dtype: destination pixel i
+    takes the source pixel under its centre, floor((i + 0.5) H / height), on the pixel-centre grid that
+    cv2's INTER_AREA / INTER_LINEAR use for images, so a UDP resized with it stays aligned sub-pixel with
+    its image. (cv2.INTER_NEAREST takes floor(i H / height): up to half a destination pixel up-left.)
+    Nearest because blending landmarks (or landmarks with the zero background) invents landmarks."""
+    width = height if width is None else width
+    h, w = img.shape[:2]
+    iy = np.minimum(((np.arange(height) + 0.5) * (h / height)).astype(np.intp), h - 1)
+    ix = np.minimum(((np.arange(width) + 0.5) * (w / width)).astype(np.intp), w - 1)
+    return np.ascontiguousarray(img[iy][:, ix])
+
+
 def _crop_resize(img: np.ndarray, box, size: int, nearest: bool = False, premultiply: bool = False) -> np.ndarray:
     """Crop ``box`` out of a square image and resize it to size x size -> float32. premultiply: ``img`` is
     uint8 straight-alpha RGBA, premultiplied after the crop (less to convert) and before the resize
     (filtering straight colour would bleed the colour of transparent pixels into the edges)."""
     y, x, c = box
-    if nearest:
-        # nearest for UDPs: blending landmarks (or landmarks with the zero background) invents landmarks.
-        # Centre-aligned: destination pixel i takes the source pixel under its centre, floor((i + 0.5) c / S),
-        # the same pixel-centre convention as the RGBA's INTER_AREA / INTER_LINEAR, so UDP and image stay
-        # aligned sub-pixel. (cv2.INTER_NEAREST takes floor(i c / S): up to half a destination pixel up-left.)
-        idx = np.minimum(((np.arange(size) + 0.5) * (c / size)).astype(np.int64), c - 1)
-        return np.ascontiguousarray(img[y + idx][:, x + idx])
+    if nearest:  # UDPs: centre-aligned nearest, aligned with the RGBA's filters
+        return resize_nearest(img[y:y + c, x:x + c], size)
     img = img[y:y + c, x:x + c]
     if premultiply:
         img = premultiply_alpha(img)

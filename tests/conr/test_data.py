@@ -117,13 +117,22 @@ def test_random_crops_are_independent_per_reference(shards):
     assert float(cover.std()) > 0 and not torch.equal(batch["refs"], flat["refs"])
 
 
+@pytest.mark.parametrize("where", ["loader", "inference"])
 @pytest.mark.parametrize("crop", [256, 100, 80, 48])
-def test_udp_and_rgba_resize_stay_aligned_sub_pixel(crop):
+def test_udp_and_rgba_resize_stay_aligned_sub_pixel(crop, where):
     """A vertical bar one destination pixel wide (so nearest sampling cannot miss it), at every sub-pixel
     offset: its column centroid after the crop + resize agrees between the UDP (nearest) and RGBA (area /
-    linear) paths to within half a destination pixel. cv2's INTER_NEAREST (floor(i c / S)) missed by 0.75
-    px at 256 -> 64 and 0.56 px at 100 -> 64."""
+    linear) paths to within half a destination pixel, in the training loader and in conr.infer's crop alike
+    (they must resample the same way). cv2's INTER_NEAREST (floor(i c / S)) missed by 0.75 px at 256 -> 64
+    and 0.56 px at 100 -> 64."""
     from conr.data import _crop_resize
+    from conr.infer import Box
+    from conr.infer import crop as infer_crop
+
+    def resize(img, **kw):
+        if where == "loader":
+            return _crop_resize(img, (0, 0, crop), S, **kw)
+        return infer_crop(img, Box(0, 0, crop, crop, crop), S, nearest=kw.get("nearest", False)).astype(np.float32)
 
     scale = crop / S
     width = int(np.ceil(scale))
@@ -134,8 +143,8 @@ def test_udp_and_rgba_resize_stay_aligned_sub_pixel(crop):
         rgba[:, x0:x0 + width] = 255
         udp = np.zeros((crop, crop, 4), np.float32)
         udp[:, x0:x0 + width] = 1
-        alpha = _crop_resize(rgba, (0, 0, crop), S, premultiply=True)[..., 3].sum(0)
-        occ = _crop_resize(udp, (0, 0, crop), S, nearest=True)[..., 3].sum(0)
+        alpha = resize(rgba, premultiply=True)[..., 3].sum(0)
+        occ = resize(udp, nearest=True)[..., 3].sum(0)
         assert occ.sum() > 0 and set(np.unique(occ)) <= {0.0, S}           # nearest: no blended values
         gap = abs((alpha * cols).sum() / alpha.sum() - (occ * cols).sum() / occ.sum())
         assert gap <= 0.5 + 1e-4, (crop, offset, gap)
