@@ -597,15 +597,25 @@ def _eval_keys(urls: tuple[str, ...], holdout: int, limit: int, seed: int) -> tu
     return tuple((found[k], k) for k in keys)
 
 
+def _selection(shards: ShardSet, cfg: RunConfig, source: str, limit: int | None) -> tuple[tuple[str, str], ...]:
+    """((shard, key), ...) of :func:`eval_keys`; DataError when there is none."""
+    urls = shards.val if source == "val" else shards.train
+    holdout = cfg.data.holdout_views if source == "holdout" else 0
+    selected = _eval_keys(tuple(urls), holdout, limit or cfg.data.val_samples, cfg.train.seed)
+    if not selected:
+        raise DataError(f"the {source} data holds no usable sample (no {{key}}.json + {{key}}.NNN.rgba.png member "
+                        "group" + (f" with more than {holdout} views)" if holdout else ")"))
+    return selected
+
+
 def eval_keys(shards: ShardSet, cfg: RunConfig, source: str, limit: int | None = None) -> list[str]:
     """The keys of the evaluation items, sorted: every usable sample of the val split ('val') or every
     train chunk with more than data.holdout_views views ('holdout'), listed from the tar headers
     (:func:`udpgen.shards.reader.iter_keys`); when there are more than ``limit`` (default
     data.val_samples), a sample of ``limit`` stratified by character, seeded by train.seed. A function of
-    the shards and those settings only: the same for any number of loader workers."""
-    urls = shards.val if source == "val" else shards.train
-    holdout = cfg.data.holdout_views if source == "holdout" else 0
-    return [k for _, k in _eval_keys(tuple(urls), holdout, limit or cfg.data.val_samples, cfg.train.seed)]
+    the shards and those settings only: the same for any number of loader workers. Raises DataError when
+    the split holds no usable sample (conr train checks this at start-up)."""
+    return [k for _, k in _selection(shards, cfg, source, limit)]
 
 
 def eval_loader(shards: ShardSet, cfg: RunConfig, source: str, *, batch: int,
@@ -614,17 +624,12 @@ def eval_loader(shards: ShardSet, cfg: RunConfig, source: str, *, batch: int,
     data.val_samples): the val split, or held-out views of the train split. The items go through the
     training crop policy (data.crop_min, data.crop_refs_independent: one random crop for the target image
     and UDP, one per reference), so validation losses measure the task the training losses do; each item's
-    view choice, crops and backgrounds are seeded by (train.seed, key): the same items look the same at every validation and for any number of workers (only the order
-    of the batches depends on the workers; the metrics are means over items)."""
-    urls = shards.val if source == "val" else shards.train
-    selected = _eval_keys(tuple(urls), cfg.data.holdout_views if source == "holdout" else 0,
-                          limit or cfg.data.val_samples, cfg.train.seed)
-    if not selected:
-        raise DataError(f"the {source} data holds no usable sample (no {{key}}.json + {{key}}.NNN.rgba.png "
-                        "member group" + (f" with more than {cfg.data.holdout_views} views)" if source == "holdout"
-                                          else ")"))
-    used = set(u for u, _ in selected)
-    urls = [u for u in urls if u in used]                      # shards without a selected item are not read
+    view choice, crops and backgrounds are seeded by (train.seed, key): the same items look the same at
+    every validation and for any number of workers (only the order of the batches depends on the workers;
+    the metrics are means over items)."""
+    selected = _selection(shards, cfg, source, limit)
+    used = {u for u, _ in selected}
+    urls = [u for u in (shards.val if source == "val" else shards.train) if u in used]  # only shards with an item
     stream = ShardStream(cfg, urls, shards.bg, batch, (cfg.train.seed, 0x5EED), mode="once", evaluate=True,
                          holdout=source == "holdout", keys=frozenset(k for _, k in selected))
     return _loader(stream, min(cfg.data.num_workers, len(urls)), False)

@@ -199,6 +199,14 @@ def test_validation_items_are_stratified_by_character_and_independent_of_workers
     assert len(everything) == total == len(set(everything))
 
 
+def test_no_usable_validation_item_is_one_clear_error(shards):
+    from conr.data import eval_keys
+
+    assert len(eval_keys(shards, cfg("data.holdout_views=4"), "holdout")) == 7     # 5 views > 4, not the one-view
+    with pytest.raises(DataError, match="holdout data holds no usable sample .* more than 5 views"):
+        eval_keys(shards, cfg("data.holdout_views=5"), "holdout")
+
+
 def test_validation_items_are_cropped_like_training_and_the_same_every_time(chunked):
     shards = chunked[0]
 
