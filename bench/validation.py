@@ -5,7 +5,7 @@ Three rows of issue #15, each measured on generated data (conr.toy, 64 px) besid
 * defect 3, which items validation measures: characters covered by ``data.val_samples`` = number of
   characters items, for the old rule (the first items the loader yields, in shard order; 0 and 2 workers)
   and for :func:`conr.data.eval_keys` (the whole split or a seeded sample stratified by character), and
-  whether 0 and 2 workers give the same items;
+  whether 0 and 2 workers give the same items; and what listing the split costs (tar headers vs reading it);
 * defect 10, crops: mean alpha coverage of the validation targets (the whole split) without crops (the old rule), with the
   training crop policy (now), and of training batches drawn from the same val shards, at data.crop_min 0.8;
 * defect 11, UDP/RGBA alignment: the largest column-centroid gap (destination px) between a bar one
@@ -81,6 +81,18 @@ def crop_rows(shards, cfg) -> list[dict]:
              "val_uncropped_old": whole, "val_cropped_now": now, "train_batches": train}]
 
 
+def listing_rows(shards) -> list[dict]:
+    """What choosing the items costs: the val split listed from the tar headers vs read whole."""
+    from bench.common import median_seconds
+    from udpgen.shards.reader import iter_keys, iter_members
+
+    keys, _ = median_seconds(lambda: [k for p in shards.val for k, _ in iter_keys(p)], 5)
+    whole, _ = median_seconds(lambda: [k for p in shards.val for k, _ in iter_members(p)], 5)
+    mib = sum(_Path(p).stat().st_size for p in shards.val) / 2**20
+    return [{"defect": 3, "measure": f"list the val split ({len(shards.val)} shards, {mib:.1f} MiB), s",
+             "iter_keys_headers": keys, "iter_members_read_all": whole, "ratio": whole / keys}]
+
+
 def alignment_rows() -> list[dict]:
     import cv2
 
@@ -124,10 +136,12 @@ def main() -> None:
         cfg = load_config("tiny", [f"data.val_samples={args.characters}", "model.image_size=64"])
         whole_split = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_samples=4 * args.characters))
         rows = selection_rows(shards, cfg, args.characters) + crop_rows(shards, whole_split)
+        listing = listing_rows(shards)
     rows += alignment_rows()
     # one table per defect: the rows have different columns
     for defect in (3, 10, 11):
         report(f"validation-{defect}", [r for r in rows if r["defect"] == defect])
+    report("validation-listing", listing)
 
 
 if __name__ == "__main__":
