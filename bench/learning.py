@@ -41,7 +41,7 @@ def baselines(shards, cfg, max_samples: int) -> dict:
 
     sums = {"nearest-reference": 0.0, "oracle-reference": 0.0, "empty": 0.0}
     n = seen = 0
-    for batch in eval_loader(shards, cfg, "holdout", batch=8):
+    for batch in eval_loader(shards, cfg, "holdout", batch=8, limit=max_samples):
         for i in range(len(batch["key"])):
             seen += 1
             if seen > max_samples:

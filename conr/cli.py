@@ -376,8 +376,12 @@ def detect(input_path, checkpoint, out_dir, npz, size, background, margin, devic
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Data loader processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--per-character", is_flag=True, help="Also report every character's rows (held-out characters).")
+@click.option("--crop/--no-crop", "crops", default=True, show_default=True,
+              help="The run's random-crop policy (data.crop_min, seeded per item), as training validation; "
+                   "--no-crop: whole images.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
-def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, workers, device, per_character, as_json):
+def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, workers, device, per_character, crops,
+             as_json):
     """L_photo (and LPIPS when its weights are local) on validation data per number of reference views n,
     like the paper's Table 1, with the nearest-reference baseline beside it.
 
@@ -400,7 +404,7 @@ def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, worke
             result = evaluate_views(model, cfg, data, max_views=max_views, max_samples=samples, source=source,
                                     holdout=holdout, batch=batch, workers=workers, device=dev, lpips=lpips,
                                     lpips_variant=lpips_variant(cfg.train), per_character=per_character,
-                                    progress=bar.update)
+                                    crops=crops, progress=bar.update)
     except _input_errors() as e:
         raise _one_line(e) from None
     if lpips is None:

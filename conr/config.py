@@ -255,14 +255,15 @@ class DataConfig:
             from the background stream, so a long run sees every background (0.25: one every 4 samples;
             decoding and fitting a background costs about as much as decoding a view).
         crop_min: the appendix's random crop keeps a square of side in [crop_min, 1] of the image, then
-            resizes to model.image_size; 1 = no crop.
+            resizes to model.image_size; 1 = no crop. Validation crops the same way, seeded per item.
         crop_refs_independent: each reference gets its own crop (the target UDP, target image and its
             composites always share one), so the renderer cannot copy a reference into place.
         holdout_views: the last this many views of every chunk with more views are never used in training;
             'holdout' validation renders them from the other views (held-out poses).
         val_source: 'auto' (the val split when there is one, else held-out poses when holdout_views > 0,
             else none), 'val', 'holdout' or 'none'.
-        val_samples: samples per validation (deterministic: the same samples and crops every time).
+        val_samples: items per validation: the whole split when it holds no more, else a sample of this many
+            stratified by character (seeded by train.seed; the same items for any num_workers, every time).
         segment_steps: the data stream restarts, seeded by (seed, step), every this many optimizer steps;
             0 = train.ckpt_every. Resuming re-creates the stream of the segment and skips what was used.
         max_bad_streak: this many unusable samples in a row mean the shards are not of this schema: fail.

@@ -30,10 +30,13 @@ Evaluation batches also hold ``ref_udp`` (B, m, 4, S, S) and ``ref_labelled`` (B
 
 Determinism: a stream is seeded by (seed, segment start step, rank, worker), so the batches of a segment
 are a function of those numbers; conr.train restarts the stream at segment boundaries and, on resume,
-re-creates the segment and skips the batches already used. Evaluation items are seeded by their key.
+re-creates the segment and skips the batches already used. Evaluation: the items are chosen from the tar
+headers before the stream starts (the whole split, or a seeded sample stratified by character: eval_keys),
+and each item (view choice, the training crop policy, backgrounds) is seeded by its key.
 """
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 import zlib
@@ -178,20 +181,32 @@ def _crop_box(rng: np.random.Generator, side: int, crop_min: float) -> tuple[int
     return int(rng.integers(0, side - c + 1)), int(rng.integers(0, side - c + 1)), c
 
 
+def resize_nearest(img: np.ndarray, height: int, width: int | None = None) -> np.ndarray:
+    """(H, W, ...) -> (height, width, ...) by centre-aligned nearest sampling, same dtype: destination pixel i
+    takes the source pixel under its centre, floor((i + 0.5) H / height), on the pixel-centre grid that
+    cv2's INTER_AREA / INTER_LINEAR use for images, so a UDP resized with it stays aligned sub-pixel with
+    its image. (cv2.INTER_NEAREST takes floor(i H / height): up to half a destination pixel up-left.)
+    Nearest because blending landmarks (or landmarks with the zero background) invents landmarks."""
+    width = height if width is None else width
+    h, w = img.shape[:2]
+    iy = np.minimum(((np.arange(height) + 0.5) * (h / height)).astype(np.intp), h - 1)
+    ix = np.minimum(((np.arange(width) + 0.5) * (w / width)).astype(np.intp), w - 1)
+    return np.ascontiguousarray(img[iy][:, ix])
+
+
 def _crop_resize(img: np.ndarray, box, size: int, nearest: bool = False, premultiply: bool = False) -> np.ndarray:
     """Crop ``box`` out of a square image and resize it to size x size -> float32. premultiply: ``img`` is
     uint8 straight-alpha RGBA, premultiplied after the crop (less to convert) and before the resize
     (filtering straight colour would bleed the colour of transparent pixels into the edges)."""
     y, x, c = box
+    if nearest:  # UDPs: centre-aligned nearest, aligned with the RGBA's filters
+        return resize_nearest(img[y:y + c, x:x + c], size)
     img = img[y:y + c, x:x + c]
     if premultiply:
         img = premultiply_alpha(img)
     if c != size:
-        # nearest for UDPs: blending landmarks (or landmarks with the zero background) invents landmarks
-        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if c > size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (size, size), interpolation=interp)
-        if not nearest:  # float rounding of the filters can step a hair outside [0, 1]
-            np.clip(img, 0, 1, out=img)
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if c > size else cv2.INTER_LINEAR)
+        np.clip(img, 0, 1, out=img)  # float rounding of the filters can step a hair outside [0, 1]
     return np.ascontiguousarray(img)
 
 
@@ -223,14 +238,16 @@ class ItemMaker:
 
     Args:
         cfg: the run config (model.image_size, model.views, model.composites, data.crop_*, holdout_views).
-        evaluate: evaluation items (held-out target when ``holdout``, no crops, ``ref_udp`` included).
+        evaluate: evaluation items (held-out target when ``holdout``, ``ref_udp`` included). Their crops
+            follow the training policy (data.crop_min, data.crop_refs_independent) drawn from the caller's
+            rng, which the evaluation stream seeds per item key: deterministic per item.
         holdout: draw the target from the held-out views (evaluation on held-out poses).
     Raises _Skip for a sample that cannot be used.
     """
 
     def __init__(self, cfg: RunConfig, evaluate: bool = False, holdout: bool = False):
         self.size, self.m, self.k = cfg.model.image_size, cfg.model.views, cfg.model.composites
-        self.crop_min = 1.0 if evaluate else cfg.data.crop_min
+        self.crop_min = cfg.data.crop_min
         self.independent = cfg.data.crop_refs_independent
         self.holdout = cfg.data.holdout_views if (holdout or not evaluate) else 0
         self.evaluate, self.pick_holdout = evaluate, holdout
@@ -417,16 +434,19 @@ class ShardStream(torch.utils.data.IterableDataset):
         mode: 'resampled' | 'split' (endless training streams) or 'once' (one pass, evaluation).
         rank, world: DDP rank and world size ('split' takes shards[rank::world], then by worker).
         evaluate, holdout: evaluation items (see :class:`ItemMaker`).
+        keys: only the samples with these keys become items (the others are passed over unread and
+            uncounted); None = all.
     """
 
     def __init__(self, cfg: RunConfig, urls: list[str], bg: list[str], batch: int, seed: tuple[int, ...],
                  mode: str = "resampled", rank: int = 0, world: int = 1, evaluate: bool = False,
-                 holdout: bool = False):
+                 holdout: bool = False, keys: frozenset[str] | None = None):
         super().__init__()
         if not urls:
             raise DataError("no shards to stream")
         self.cfg, self.urls, self.bg, self.batch, self.seed = cfg, list(urls), list(bg), batch, tuple(seed)
         self.mode, self.rank, self.world, self.evaluate = mode, rank, world, evaluate
+        self.keys = None if keys is None else frozenset(keys)
         self.maker = ItemMaker(cfg, evaluate=evaluate, holdout=holdout)
 
     def _urls(self, worker: int, workers: int, rng: np.random.Generator):
@@ -477,6 +497,8 @@ class ShardStream(torch.utils.data.IterableDataset):
             streak = 0
             for sample in samples:
                 key = str(sample.get("__key__", ""))
+                if self.keys is not None and key not in self.keys:
+                    continue
                 rng = np.random.default_rng([*self.seed, zlib.crc32(key.encode())]) if self.evaluate else item_rng
                 try:
                     item = self.maker(sample, rng, pool.pool)
@@ -539,12 +561,77 @@ def eval_source(shards: ShardSet, cfg: RunConfig) -> str:
     return source
 
 
-def eval_loader(shards: ShardSet, cfg: RunConfig, source: str, *, batch: int) -> wds.WebLoader:
-    """One deterministic pass for validation: the val split, or held-out views of the train split; no
-    crops; items seeded by (train.seed, key), so the same samples look the same at every validation."""
+def character_of(key: str) -> str:
+    """'alice-0003' -> 'alice' (sample keys are '{character}-{chunk:04d}', udpgen.shards.schema.sample_key)."""
+    return key.rsplit("-", 1)[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _eval_keys(urls: tuple[str, ...], holdout: int, limit: int, seed: int) -> tuple[tuple[str, str], ...]:
+    """((shard, key), ...) of the evaluation items; see :func:`eval_keys`. Cached: shards are immutable once
+    committed, and a run validates on the same items many times."""
+    from udpgen.shards.reader import iter_keys
+
+    found: dict[str, str] = {}                              # key -> its shard (the first, should one repeat)
+    for url in urls:
+        for key, names in iter_keys(url):
+            views = sum(1 for n in names if (m := MEMBER_RE.match(n)) and m["kind"] == "rgba")
+            if "json" in names and views and (not holdout or views > holdout):
+                found.setdefault(key, url)
+    keys = sorted(found)
+    if len(keys) > limit:
+        # stratified by character: a seeded order of the characters and of each one's chunks, then round
+        # robin (every character's r-th chunk before any character's (r+1)-th) up to the cap
+        rng = np.random.default_rng([seed, 0x5EED, 1])
+        by_char: dict[str, list[str]] = {}
+        for key in keys:
+            by_char.setdefault(character_of(key), []).append(key)
+        chars = [sorted(by_char)[int(i)] for i in rng.permutation(len(by_char))]
+        queues = [[by_char[c][int(i)] for i in rng.permutation(len(by_char[c]))] for c in chars]
+        picked: list[str] = []
+        for r in range(max(len(q) for q in queues)):
+            picked += [q[r] for q in queues if r < len(q)][:limit - len(picked)]
+            if len(picked) >= limit:
+                break
+        keys = sorted(picked)
+    return tuple((found[k], k) for k in keys)
+
+
+def _selection(shards: ShardSet, cfg: RunConfig, source: str, limit: int | None) -> tuple[tuple[str, str], ...]:
+    """((shard, key), ...) of :func:`eval_keys`; DataError when there is none."""
     urls = shards.val if source == "val" else shards.train
+    holdout = cfg.data.holdout_views if source == "holdout" else 0
+    selected = _eval_keys(tuple(urls), holdout, limit or cfg.data.val_samples, cfg.train.seed)
+    if not selected:
+        raise DataError(f"the {source} data holds no usable sample (no {{key}}.json + {{key}}.NNN.rgba.png member "
+                        "group" + (f" with more than {holdout} views)" if holdout else ")"))
+    return selected
+
+
+def eval_keys(shards: ShardSet, cfg: RunConfig, source: str, limit: int | None = None) -> list[str]:
+    """The keys of the evaluation items, sorted: every usable sample of the val split ('val') or every
+    train chunk with more than data.holdout_views views ('holdout'), listed from the tar headers
+    (:func:`udpgen.shards.reader.iter_keys`); when there are more than ``limit`` (default
+    data.val_samples), a sample of ``limit`` stratified by character, seeded by train.seed. A function of
+    the shards and those settings only: the same for any number of loader workers. Raises DataError when
+    the split holds no usable sample (conr train checks this at start-up)."""
+    return [k for _, k in _selection(shards, cfg, source, limit)]
+
+
+def eval_loader(shards: ShardSet, cfg: RunConfig, source: str, *, batch: int,
+                limit: int | None = None) -> wds.WebLoader:
+    """One deterministic pass over the items of :func:`eval_keys` (``limit``: the cap, default
+    data.val_samples): the val split, or held-out views of the train split. The items go through the
+    training crop policy (data.crop_min, data.crop_refs_independent: one random crop for the target image
+    and UDP, one per reference), so validation losses measure the task the training losses do; each item's
+    view choice, crops and backgrounds are seeded by (train.seed, key): the same items look the same at
+    every validation and for any number of workers (only the order of the batches depends on the workers;
+    the metrics are means over items)."""
+    selected = _selection(shards, cfg, source, limit)
+    used = {u for u, _ in selected}
+    urls = [u for u in (shards.val if source == "val" else shards.train) if u in used]  # only shards with an item
     stream = ShardStream(cfg, urls, shards.bg, batch, (cfg.train.seed, 0x5EED), mode="once", evaluate=True,
-                         holdout=source == "holdout")
+                         holdout=source == "holdout", keys=frozenset(k for _, k in selected))
     return _loader(stream, min(cfg.data.num_workers, len(urls)), False)
 
 

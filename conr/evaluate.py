@@ -1,8 +1,10 @@
 """``conr evaluate``: L_photo and LPIPS on the validation data per number of reference views n, the shape of
 the paper's Table 1 (a model trained with m views, evaluated with sheets of n = 1..8 views).
 
-The evaluation stream of :mod:`conr.data` (no random crops; every item seeded by its sample key, so two runs
-see the same items) draws, per validation item, one target view and ``max_views`` reference views once; the
+The evaluation stream of :mod:`conr.data` (the items of :func:`conr.data.eval_keys`: the whole split, or
+``--samples`` of it stratified by character; the training run's crop policy, data.crop_min, as in training
+validation, or whole images with ``crops=False``; every item seeded by its sample key, so two runs see the
+same items and crops, whatever ``--workers``) draws, per validation item, one target view and ``max_views`` reference views once; the
 sheet of n views is the first n of them. So the rows differ in n only, not in which targets they measure.
 With fewer than n + 1 views in a chunk the references repeat (the paper's one-shot rule).
 
@@ -33,12 +35,14 @@ COLUMNS = ("n", "samples", "labelled", "photo", "photo_gt", "nearest_ref", "lpip
 def evaluate_views(model: CoNR, cfg: RunConfig, data: str, *, max_views: int = 8, max_samples: int | None = None,
                    source: str = "auto", holdout: int | None = None, batch: int = 8, workers: int = 0,
                    device: str | torch.device = "cpu", lpips=None, lpips_variant: str | None = None,
-                   per_character: bool = False, progress: Callable[[int], None] | None = None) -> dict:
+                   per_character: bool = False, crops: bool = True,
+                   progress: Callable[[int], None] | None = None) -> dict:
     """Evaluate ``model`` (its run config ``cfg``) on the shards in ``data`` for n = 1..max_views.
 
     source: 'auto' (the val split when there is one, else held-out views when cfg.data.holdout_views > 0),
     'val' or 'holdout'; holdout: override cfg.data.holdout_views. max_samples: items (default
-    cfg.data.val_samples). lpips: an LPIPS module or None, ``lpips_variant`` its name.
+    cfg.data.val_samples). lpips: an LPIPS module or None, ``lpips_variant`` its name. crops: the training
+    crop policy of ``cfg`` (as training validation); False: whole images (data.crop_min = 1).
     progress(items) is called after every batch. Returns {'source', 'samples', 'labelled', 'rows': [one dict
     per n with the COLUMNS], 'udp', 'mask', 'lpips_variant', 'notes'} (+ 'per_character': {character: rows}).
     Raises conr.data.DataError (one line) for unusable data.
@@ -49,6 +53,8 @@ def evaluate_views(model: CoNR, cfg: RunConfig, data: str, *, max_views: int = 8
         raise DataError(f"--views {max_views}: expected 1..64 reference views")
     shards = check_shards(data, need_train=False, backgrounds=cfg.data.backgrounds)
     changes = {"num_workers": workers, "val_source": source}
+    if not crops:
+        changes["crop_min"] = 1.0
     if holdout is not None:
         changes["holdout_views"] = holdout
     ecfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **changes))
@@ -63,7 +69,7 @@ def evaluate_views(model: CoNR, cfg: RunConfig, data: str, *, max_views: int = 8
     seen = 0
     model.eval()
     try:
-        for b in eval_loader(shards, ecfg, src, batch=batch):
+        for b in eval_loader(shards, ecfg, src, batch=batch, limit=limit):
             take = min(len(b["key"]), limit - seen)
             if take <= 0:
                 break

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from conr.config import RunConfig
+from conr.data import resize_nearest
 from conr.errors import ConrError, WeightsError
 from conr.nn.conr import CoNR
 from udpgen.io.alpha import premultiply, unpremultiply
@@ -154,8 +155,9 @@ def crop(img: np.ndarray, box: Box, size: int, nearest: bool = False, edge: bool
         part = np.pad(part, pads, mode="edge") if edge and part.size else np.pad(part, pads)
     if box.side == size:
         return np.ascontiguousarray(part)
-    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if box.side > size else cv2.INTER_LINEAR
-    out = cv2.resize(part, (size, size), interpolation=interp)
+    if nearest:  # centre-aligned, as the training loader resizes UDPs (aligned with the image's filters)
+        return resize_nearest(part, size)
+    out = cv2.resize(part, (size, size), interpolation=cv2.INTER_AREA if box.side > size else cv2.INTER_LINEAR)
     return out.reshape(size, size, *img.shape[2:])
 
 
@@ -163,8 +165,10 @@ def paste(square: np.ndarray, box: Box, nearest: bool = False) -> np.ndarray:
     """Inverse of :func:`crop`: (S, S, C) float resized to the box and placed in a zero canvas of the box's
     image size -> (height, width, C) float32."""
     c = square.shape[2]
-    if box.side != square.shape[0]:
-        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if box.side < square.shape[0] else cv2.INTER_LINEAR
+    if box.side != square.shape[0] and nearest:
+        square = resize_nearest(square, box.side)
+    elif box.side != square.shape[0]:
+        interp = cv2.INTER_AREA if box.side < square.shape[0] else cv2.INTER_LINEAR
         square = cv2.resize(square, (box.side, box.side), interpolation=interp).reshape(box.side, box.side, c)
     out = np.zeros((box.height, box.width, c), np.float32)
     ys, xs = max(box.y0, 0), max(box.x0, 0)

@@ -23,6 +23,7 @@ from collections import defaultdict
 
 import torch
 
+from conr.data import character_of  # noqa: F401 - one definition, shared with the selection of items
 from conr.losses import mask_loss, udp_loss
 from conr.nn.detector import fuse_detections
 
@@ -36,11 +37,6 @@ def lpips_variant(train_cfg) -> str:
     """The LPIPS the metrics use, named as papers should: :class:`conr.losses.LPIPS` with the configured files."""
     return (f"LPIPS v0.1, VGG16 features ({train_cfg.lpips_backbone}), linear heads ({train_cfg.lpips_linear}); "
             "inputs premultiplied RGB in [0, 1], scaled to [-1, 1]; spatial mean")
-
-
-def character_of(key: str) -> str:
-    """'alice-0003' -> 'alice' (sample keys are '{character}-{chunk:04d}')."""
-    return key.rsplit("-", 1)[0]
 
 
 def nearest_reference(refs: torch.Tensor, ref_udp: torch.Tensor, ref_labelled: torch.Tensor,

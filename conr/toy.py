@@ -42,11 +42,13 @@ def _toy_view(palette: np.ndarray, freq: float, pose: np.ndarray, size: int) -> 
 
 def write_toy_shards(out_dir: str | Path, characters: int = 12, views: int = 6, size: int = 64, seed: int = 0,
                      per_shard: int = 4, val_characters: int = 2, one_view: int = 1, unlabelled: int = 1,
-                     backgrounds: int = 8) -> ShardSet:
+                     backgrounds: int = 8, chunks: int = 1) -> ShardSet:
     """Write ``characters`` toy characters (``val_characters`` of them in val, by udpgen's split rule: ids
     are drawn until the split counts fit) of ``views`` random poses each, ``one_view`` train characters
     with a single view and ``unlabelled`` train characters without UDPs (as hand-drawn data), plus one
-    ``bg`` shard of procedural backgrounds. Deterministic in ``seed``."""
+    ``bg`` shard of procedural backgrounds. Each character has ``chunks`` samples (chunk 0, 1, ...: keys
+    ``{character}-{chunk:04d}``, each of its own poses), written in character order as udpgen does.
+    Deterministic in ``seed``."""
     from udpgen.backgrounds.sets import procedural
     from udpgen.shards import BackgroundWriter, Sample, ShardWriter, View, split_of
 
@@ -63,13 +65,14 @@ def write_toy_shards(out_dir: str | Path, characters: int = 12, views: int = 6, 
             palette = np.concatenate([np.zeros((1, 3)), rng.uniform(40, 255, (3, 3))]).astype(np.float32)
             freq = float(rng.uniform(2, 6))
             one, labelled = split == "train" and i < one_view, not (split == "train" and i >= len(ids) - unlabelled)
-            vs = []
-            for _ in range(1 if one else views):
-                pose = np.array([rng.uniform(-0.5, 0.5), rng.uniform(0.75, 1.0), *rng.uniform(-0.08, 0.08, 2),
-                                 rng.uniform(-1.2, 1.2)], np.float32)
-                rgba, udp = _toy_view(palette, freq, pose, size)
-                vs.append(View(rgba, udp if labelled else None, motion="toy"))
-            by_split[split].append(Sample(name, 0, vs, "synthetic" if labelled else "handdrawn"))
+            for chunk in range(chunks):
+                vs = []
+                for _ in range(1 if one else views):
+                    pose = np.array([rng.uniform(-0.5, 0.5), rng.uniform(0.75, 1.0), *rng.uniform(-0.08, 0.08, 2),
+                                     rng.uniform(-1.2, 1.2)], np.float32)
+                    rgba, udp = _toy_view(palette, freq, pose, size)
+                    vs.append(View(rgba, udp if labelled else None, motion="toy"))
+                by_split[split].append(Sample(name, chunk, vs, "synthetic" if labelled else "handdrawn"))
     for split, samples in by_split.items():
         for j in range(0, len(samples), per_shard):
             with ShardWriter(out_dir, split, j // per_shard, overwrite=True) as w:

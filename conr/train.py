@@ -49,8 +49,8 @@ import torch.nn as nn
 
 from conr.checkpoint import CheckpointError, compare_configs, load_checkpoint, make_state, restore, save_atomic
 from conr.config import RunConfig
-from conr.data import (DataError, SkipTotals, check_shards, check_split, eval_loader, eval_source, train_loader,
-                       unwrap_worker_error)
+from conr.data import (DataError, SkipTotals, check_shards, check_split, eval_keys, eval_loader, eval_source,
+                       train_loader, unwrap_worker_error)
 from conr.errors import ConfigError, ConrError
 from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss
 from conr.nn.conr import CoNR, TrainOutput
@@ -329,6 +329,8 @@ def setup(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
         shards = check_shards(data, backgrounds=cfg.data.backgrounds)
         check_split(shards, cfg, world)
         val_source = eval_source(shards, cfg)
+        if val_source != "none" and main:
+            eval_keys(shards, cfg, val_source)  # no usable validation item fails here, not at the first validation
 
         def loader_fn(segment, rank, world, micro):
             return train_loader(shards, cfg, batch=micro, segment=segment, rank=rank, world=world,
@@ -409,8 +411,10 @@ def setup(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
 
 
 def validate(run: Run, step: int) -> dict | None:
-    """Validation (rank 0, when there is validation data): :func:`evaluate`, logged to metrics.jsonl,
-    TensorBoard and the log; returns the metrics."""
+    """Validation (rank 0, when there is validation data): :func:`evaluate` on the items of
+    :func:`conr.data.eval_keys` (the whole split, or data.val_samples of it stratified by character; the
+    same items at every validation and for any data.num_workers), logged to metrics.jsonl, TensorBoard and
+    the log; returns the metrics."""
     cfg, T, log, metrics, tb = run.cfg, run.cfg.train, run.log, run.metrics, run.tb
     if not run.main or run.val_source == "none":
         return None

@@ -16,6 +16,7 @@ from conr.config import load_config
 from conr.data import (DataError, ItemMaker, SkipTotals, check_shards, choose_views, eval_loader, train_loader,
                        unwrap_worker_error)
 from conr.toy import write_toy_shards
+from udpgen.shards.reader import iter_keys
 
 S, M, K = 64, 4, 4
 
@@ -116,6 +117,39 @@ def test_random_crops_are_independent_per_reference(shards):
     assert float(cover.std()) > 0 and not torch.equal(batch["refs"], flat["refs"])
 
 
+@pytest.mark.parametrize("where", ["loader", "inference"])
+@pytest.mark.parametrize("crop", [256, 100, 80, 48])
+def test_udp_and_rgba_resize_stay_aligned_sub_pixel(crop, where):
+    """A vertical bar one destination pixel wide (so nearest sampling cannot miss it), at every sub-pixel
+    offset: its column centroid after the crop + resize agrees between the UDP (nearest) and RGBA (area /
+    linear) paths to within half a destination pixel, in the training loader and in conr.infer's crop alike
+    (they must resample the same way). cv2's INTER_NEAREST (floor(i c / S)) missed by 0.75 px at 256 -> 64
+    and 0.56 px at 100 -> 64."""
+    from conr.data import _crop_resize
+    from conr.infer import Box
+    from conr.infer import crop as infer_crop
+
+    def resize(img, **kw):
+        if where == "loader":
+            return _crop_resize(img, (0, 0, crop), S, **kw)
+        return infer_crop(img, Box(0, 0, crop, crop, crop), S, nearest=kw.get("nearest", False)).astype(np.float32)
+
+    scale = crop / S
+    width = int(np.ceil(scale))
+    cols = np.arange(S)
+    for offset in range(width + 1):
+        x0 = crop // 2 + offset
+        rgba = np.zeros((crop, crop, 4), np.uint8)
+        rgba[:, x0:x0 + width] = 255
+        udp = np.zeros((crop, crop, 4), np.float32)
+        udp[:, x0:x0 + width] = 1
+        alpha = resize(rgba, premultiply=True)[..., 3].sum(0)
+        occ = resize(udp, nearest=True)[..., 3].sum(0)
+        assert occ.sum() > 0 and set(np.unique(occ)) <= {0.0, S}           # nearest: no blended values
+        gap = abs((alpha * cols).sum() / alpha.sum() - (occ * cols).sum() / occ.sum())
+        assert gap <= 0.5 + 1e-4, (crop, offset, gap)
+
+
 def test_stream_is_a_function_of_seed_and_segment(shards):
     a = take(train_loader(shards, cfg(), batch=2, segment=0), 3)
     b = take(train_loader(shards, cfg(), batch=2, segment=0), 3)
@@ -134,6 +168,66 @@ def test_eval_pass_is_deterministic_and_finite(shards):
     assert passes[0][0]["ref_udp"].shape == (2, M, 4, S, S)
     held = list(eval_loader(shards, cfg("data.holdout_views=1"), "holdout", batch=8))
     assert sum(len(b["key"]) for b in held) == 7                     # 8 train characters, one has 1 view
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory):
+    """8 val characters of 4 chunks each, 3 samples a shard, in character order (as udpgen writes them)."""
+    shards = write_toy_shards(tmp_path_factory.mktemp("chunked"), characters=10, views=3, size=S,
+                              val_characters=8, per_shard=3, chunks=4, backgrounds=2)
+    characters = sorted({k.rsplit("-", 1)[0] for p in shards.val for k, _ in iter_keys(p)})
+    return shards, characters, 4 * len(characters)
+
+
+def val_keys(shards, cap, workers, seed=0):
+    c = cfg(f"data.val_samples={cap}", f"data.num_workers={workers}", f"train.seed={seed}")
+    keys = [k for b in eval_loader(shards, c, "val", batch=4) for k in b["key"]]
+    return sorted(keys[:cap])                  # conr.train.evaluate takes the first val_samples items
+
+
+def test_validation_items_are_stratified_by_character_and_independent_of_workers(chunked):
+    shards, characters, total = chunked
+    assert len(shards.val) > 4 and len(characters) >= 6
+    cap = len(characters) + 2
+    keys = val_keys(shards, cap, 0)
+    assert len(keys) == cap and len(set(keys)) == cap
+    assert keys == val_keys(shards, cap, 2)                            # any number of workers: the same items
+    assert val_keys(shards, 5, 0) == val_keys(shards, 5, 2)
+    assert {k.rsplit("-", 1)[0] for k in keys} == set(characters)      # every character, not the first shards'
+    assert val_keys(shards, cap, 0, seed=1) != keys                    # a seeded sample
+    everything = val_keys(shards, total + 5, 2)                        # uncapped: the whole split
+    assert len(everything) == total == len(set(everything))
+
+
+def test_no_usable_validation_item_is_one_clear_error(shards):
+    from conr.data import eval_keys
+
+    assert len(eval_keys(shards, cfg("data.holdout_views=4"), "holdout")) == 7     # 5 views > 4, not the one-view
+    with pytest.raises(DataError, match="holdout data holds no usable sample .* more than 5 views"):
+        eval_keys(shards, cfg("data.holdout_views=5"), "holdout")
+
+
+def test_validation_items_are_cropped_like_training_and_the_same_every_time(chunked):
+    shards = chunked[0]
+
+    def items(crop, workers):
+        c = cfg(f"data.crop_min={crop}", f"data.num_workers={workers}", "data.val_samples=8")
+        got = {k: (b["refs"][i], b["target_rgba"][i], b["target_udp"][i])
+               for b in eval_loader(shards, c, "val", batch=4) for i, k in enumerate(b["key"])}
+        return dict(sorted(got.items()))
+
+    whole, cropped, again = items(1.0, 0), items(0.5, 0), items(0.5, 2)
+    assert list(whole) == list(cropped) == list(again)
+    for key in whole:
+        assert all(torch.equal(a, b) for a, b in zip(cropped[key], again[key]))     # seeded per item
+    # cropping to [0.5, 1] of the side magnifies the character: coverage grows, as in training batches
+    cover = {name: float(torch.stack([v[1][3].mean() for v in d.values()]).mean())
+             for name, d in (("whole", whole), ("cropped", cropped))}
+    assert cover["cropped"] > 1.1 * cover["whole"], cover
+    # the target image and its UDP share one crop: the UDP's occupancy stays on the image's silhouette
+    for refs, rgba, udp in cropped.values():
+        if udp[3].any():
+            assert float(((udp[3] > 0) != (rgba[3] > 0.5)).float().mean()) < 0.05
 
 
 def test_workers_batch_and_count_together(shards, tmp_path):

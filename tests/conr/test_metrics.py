@@ -35,6 +35,10 @@ def test_validation_and_evaluate_give_the_same_numbers_and_per_character_rows(tm
     for key in ("photo", "photo_gt", "nearest_ref"):
         assert abs(val[key] - row[key]) < 1e-6, key
     assert abs(val["udp"] - ev["udp"]) < 1e-6 and abs(val["mask"] - ev["mask"]) < 1e-6
+    # both crop like training (tiny: data.crop_min 0.8); --no-crop measures whole images instead
+    whole = evaluate_views(model, cfg, str(tmp_path), max_views=cfg.model.views, max_samples=8, source="val",
+                           crops=False)
+    assert cfg.data.crop_min < 1 and abs(whole["rows"][cfg.model.views - 1]["photo"] - row["photo"]) > 1e-4
     assert first is not None and first["pred"].shape == first["target_rgba"].shape
     chars = ev["per_character"]
     assert len(chars) == 2 and all(len(rows) == cfg.model.views for rows in chars.values())

@@ -93,6 +93,29 @@ def iter_members(tar_path: str | os.PathLike, handler: Callable[[Exception], boo
     return _iter_decoded(tar_path, lambda key, g: (key, {n[len(key) + 1:]: b for n, b in g.items()}), handler)
 
 
+def iter_keys(tar_path: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
+    """(key, [member names after the key and its dot]) per sample of one tar, from the headers alone (a
+    seekable read skips the member data: cheap enough to list a whole split). Grouping as
+    :func:`iter_groups`. A damaged or truncated tar ends the listing quietly where tarfile stops: the
+    readers above report it when the samples are read."""
+    key, names = None, []
+    try:
+        with tarfile.open(tar_path, mode="r:") as tar:
+            for ti in tar:
+                if not ti.isreg():
+                    continue
+                k, _, rest = ti.name.partition(".")
+                if k != key and names:
+                    yield key, names
+                    names = []
+                key = k
+                names.append(rest)
+    except (tarfile.TarError, EOFError, OSError):
+        pass
+    if names:
+        yield key, names
+
+
 def iter_samples(tar_path: str | os.PathLike, handler: Callable[[Exception], bool] | None = None
                  ) -> Iterator[Sample]:
     """Samples of one shard, in order. ``handler`` (e.g. a :class:`SkipCounter`) decides what a corrupt

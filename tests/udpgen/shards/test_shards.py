@@ -319,3 +319,19 @@ def test_cli_verify_and_preview(tmp_path):
     (tmp_path / "ds" / "sizes.json").write_text("{}")
     r = runner.invoke(_cli(), ["verify", str(tmp_path / "ds"), "-q"])
     assert r.exit_code == 1 and "sizes.json: train-000000.tar" in r.output
+
+
+def test_iter_keys_lists_the_members_of_every_sample_from_the_headers(tmp_path):
+    from udpgen.shards.reader import iter_keys, iter_members
+
+    samples = write_dir(tmp_path)
+    path = tmp_path / "train-000000.tar"
+    listed = list(iter_keys(path))
+    assert [k for k, _ in listed] == [s.key for s in samples]
+    assert listed == [(k, list(m)) for k, m in iter_members(path)]     # the same grouping as the walker
+    data = path.read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        cut = t.getmembers()[8].offset_data + 100
+    (tmp_path / "cut.tar").write_bytes(data[:cut])                   # truncated: the listing stops quietly
+    partial = list(iter_keys(tmp_path / "cut.tar"))
+    assert 1 <= len(partial) <= 2 and partial[0] == listed[0]
