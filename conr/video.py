@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from conr.errors import ConrError
+from udpgen.io.atomic import atomic_path
 
 __all__ = ["VideoError", "VideoWriter", "FrameSink", "ffmpeg_exe", "KINDS", "letterbox", "over_background",
            "parse_colour"]
@@ -137,7 +138,8 @@ class VideoWriter:
         self.size: tuple[int, int] | None = None        # (height, width) of the input frames
         self.frames = 0
         self._gen = None
-        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{ext}")
+        self._atomic = None                             # udpgen.io.atomic.atomic_path: a unique temp name
+        self._tmp: Path | None = None
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -154,6 +156,8 @@ class VideoWriter:
         self.size = (height, width)
         self._even = (height + height % 2, width + width % 2)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._atomic = atomic_path(self.path, suffix=".tmp" + self.path.suffix.lower())   # ffmpeg picks by suffix
+        self._tmp = Path(self._atomic.__enter__())
         self._gen = imageio_ffmpeg.write_frames(
             str(self._tmp), (self._even[1], self._even[0]), pix_fmt_in=self.pix_in, pix_fmt_out=self.pix_out,
             fps=self.fps, quality=None, codec=self.codec, macro_block_size=1, ffmpeg_log_level="error",
@@ -186,10 +190,16 @@ class VideoWriter:
         try:
             gen.close()
         except (OSError, RuntimeError) as e:
-            self._tmp.unlink(missing_ok=True)
+            self._discard()
             raise VideoError(f"{self.path}: ffmpeg failed: {str(e).strip().splitlines()[-1]}") from None
-        os.replace(self._tmp, self.path)
+        atomic, self._atomic = self._atomic, None
+        atomic.__exit__(None, None, None)                # moves the finished file into place
         return self.path
+
+    def _discard(self) -> None:
+        if self._atomic is not None:
+            atomic, self._atomic = self._atomic, None
+            atomic.__exit__(VideoError, VideoError("aborted"), None)   # removes the temp file
 
     def abort(self) -> None:
         """Stop ffmpeg and remove the partial file."""
@@ -199,7 +209,7 @@ class VideoWriter:
                 gen.close()
             except Exception:  # noqa: BLE001 - we are cleaning up after another error
                 pass
-        self._tmp.unlink(missing_ok=True)
+        self._discard()
 
 
 class FrameSink:

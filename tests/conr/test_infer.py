@@ -165,6 +165,25 @@ def test_video_kinds_and_letterbox(ext, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_an_interrupted_video_leaves_neither_file_nor_temp_and_two_writers_do_not_collide(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    from conr.video import VideoWriter
+
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(tmp_path / "v.mp4") as w:
+            w.write(toy_rgba(32, 32))
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    # two writers of one path in one process (a pid-named temp would be shared): each finishes whole
+    a, b = VideoWriter(tmp_path / "v.mp4"), VideoWriter(tmp_path / "v.mp4")
+    a.write(toy_rgba(32, 32))
+    b.write(toy_rgba(32, 32))
+    assert a._tmp != b._tmp
+    a.close()
+    b.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
 def test_detect_writes_valid_udp_files(ckpt, sheet_dir, tmp_path):
     out = tmp_path / "det"
     res = run("detect", "--checkpoint", ckpt, sheet_dir, "--out", out, "--npz", "--json")
