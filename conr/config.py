@@ -267,8 +267,8 @@ class TrainConfig:
             for conr.weights. A plain encoder always starts from random init.
         amp: 'auto' (bf16 autocast on CUDA, off on CPU), 'bf16', 'fp16' (with a GradScaler) or 'off'.
         channels_last: NHWC memory format for model and inputs (faster convolutions on tensor cores).
-        compile: torch.compile the model. sync_bn: SyncBatchNorm under DDP (CUDA only; BatchNorm
-            statistics are otherwise per rank micro-batch).
+        compile: torch.compile the model. sync_bn: SyncBatchNorm under DDP (CUDA only); the
+            built-in networks have no BatchNorm (InstanceNorm encoders), so it changes nothing for them.
         device: 'auto' (cuda:LOCAL_RANK when available, else cpu), 'cpu' or 'cuda'.
         seed: seeds the model init and the data order (with the step; see conr.data).
         log_every, val_every, ckpt_every: intervals in optimizer steps (val and ckpt 0 = only at the end).

@@ -15,7 +15,8 @@ the loop, calling :func:`validate` and :func:`save_checkpoint` (whose keys :mod:
   scaler the first non-finite loss does), channels_last, optional torch.compile.
 * DDP under torchrun: rank and world size from the environment (RANK, WORLD_SIZE, LOCAL_RANK; gloo on CPU,
   nccl on CUDA). train.batch_size is the global batch; each rank takes batch_size / (world x grad_accum)
-  per micro-step. BatchNorm statistics are per micro-batch (train.sync_bn shares them on CUDA).
+  per micro-step. The encoders normalise per instance (InstanceNorm), so no statistic depends on the
+  micro-batch or the rank; train.sync_bn only matters for a BatchNorm a custom module might add.
 * Run directory: ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON object per logged
   step, ``split`` train or val), ``ckpt/last.pt`` (+ ``ckpt/step_NNNNNNNN.pt`` every train.keep_every),
   ``tb/`` TensorBoard events (scalars; image grids references | target | prediction | UDP | detected UDP)
@@ -355,7 +356,8 @@ def setup(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
     if world > 1 and T.sync_bn and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     elif world > 1 and T.sync_bn:
-        log("warning: train.sync_bn needs CUDA; BatchNorm statistics stay per rank")
+        log("warning: train.sync_bn needs CUDA; BatchNorm statistics stay per rank (the built-in networks "
+            "have none: their encoders use InstanceNorm)")
     model.to(device)
     if T.channels_last:
         model = model.to(memory_format=torch.channels_last)
