@@ -53,7 +53,7 @@ from conr.config import RunConfig
 from conr.data import (DataError, SkipTotals, check_shards, check_split, eval_loader, eval_source, train_loader,
                        unwrap_worker_error)
 from conr.errors import ConfigError, ConrError
-from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss
+from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss, ddp_counts
 from conr.nn.conr import CoNR, TrainOutput
 from conr.nn.detector import fuse_detections
 from conr.weights import load_weights
@@ -496,16 +496,21 @@ def fit(run: Run, _stop_after: int | None = None) -> dict:
             lr = lr_at(step, T)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            for micro in range(T.grad_accum):
-                t_wait = time.perf_counter()
-                batch = next_batch(batches)
-                window["wait"] += time.perf_counter() - t_wait     # the loader's share of the step time
+            t_wait = time.perf_counter()
+            micro_batches = [next_batch(batches) for _ in range(T.grad_accum)]
+            window["wait"] += time.perf_counter() - t_wait         # the loader's share of the step time
+            counts = None
+            if world > 1 or T.grad_accum > 1:
+                # labelled-only means over the whole step (all micro-batches, all ranks), not per micro-batch
+                labelled = torch.cat([mb["labelled"] for mb in micro_batches]).to(device)
+                counts = ddp_counts(labelled, torch.ones_like(labelled), micro_steps=T.grad_accum)
+            for micro, batch in enumerate(micro_batches):
                 skipped.update(batch)
                 b = to_device(batch, device, T.channels_last)
                 sync = micro == T.grad_accum - 1 or world == 1
                 with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
                     det, udp, rgba = net(b["refs"], b["target_composites"], b["target_udp"], b["labelled"])
-                    losses = criterion(TrainOutput(det, udp, rgba), b)
+                    losses = criterion(TrainOutput(det, udp, rgba), b, counts)
                 scaler.scale(losses["total"] / T.grad_accum).backward()
                 window["sums"] += torch.stack([losses["total"].detach()] + [losses[k].detach() for k in LOSS_NAMES]) \
                     / T.grad_accum
