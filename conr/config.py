@@ -385,7 +385,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class LossConfig:
     """Weights of the terms of Eq. 5 (conr.losses): L = udp L_udp + cons L_cons + mask L_mask + photo L_photo
-    + vgg L_vgg. The paper's are all 1 (its alpha, the weight of L_vgg, is not stated otherwise).
+    + vgg L_vgg. The paper's are all 1 (its alpha, the weight of L_vgg, is not stated otherwise); L_vgg
+    itself carries the factor that balances it against L1 as in Zhang, Ng and Chen's Caffe recipe
+    (conr.losses.VGG_RECIPE_SCALE), so vgg = 1 is their balance.
 
     A weight of 0 turns its loss off (Table 4): the term is left out of the total (the cheap ones are still
     logged, without gradient); the VGG19 of L_vgg is not built; with photo = vgg = 0 the renderer is not run

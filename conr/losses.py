@@ -27,9 +27,19 @@ Inputs are what :meth:`conr.nn.CoNR.forward_train` returns and a :mod:`conr.data
   VGG19 activations relu1_2, relu2_2, relu3_2, relu4_2, relu5_2 weighted 1/2.6, 1/4.8, 1/3.7, 1/5.6,
   10/1.5 (their compute_percep_loss; checked against their released code, which names the post-ReLU
   outputs conv1_2 ... conv5_2). Their code also adds the L1 of the input pixels with weight 1; L_photo is
-  that term here (loss.photo). Their VGG is MatConvNet's, fed 0..255 minus the mean; ours is torchvision's, fed
-  ImageNet-normalised [0, 1] images, so the layers keep their relative weights and alpha absorbs the
-  overall scale. The VGG sees the premultiplied RGB (the character on black).
+  that term here (loss.photo). The VGG sees the premultiplied RGB (the character on black).
+
+  Scale (issue #15, defect 6). Their VGG is fed 0..255 minus the mean, and their pixel term is on that
+  0..255 scale too: dividing their whole loss by 255 gives L1 on [0, 1] (our L_photo) plus 1/255 of their
+  feature term. Our VGG19 is torchvision's, fed ImageNet-normalised input (x - mean) / std, which is the
+  Caffe input divided by 255 * std. To first order (a ReLU network is positively homogeneous once its
+  biases are small against the input) the features scale with the input, so the recipe's feature term,
+  over 255, is about std times ours: :data:`VGG_RECIPE_SCALE` = 0.226 (the geometric mean of the ImageNet
+  stds). VGGLoss multiplies by it by default, so with alpha = loss.vgg = 1 the feature term weighs
+  against L_photo as in the recipe; without it it weighed ~4.4x (1 / 0.226) more. The literal recipe (the
+  network fed 0..255 minus the mean, scale 1/255: ``VGGLoss(VGG19(norm="caffe"), scale=1 / 255)``) is
+  the same balance, within 2% for a bias-free network (tests/conr/test_losses.py); the default keeps the
+  torchvision network on the input distribution it was trained on.
 
 ImageNet VGG19 weights come only from local files through :mod:`conr.weights` (train.vgg_weights); see
 :func:`build_vgg_loss` for what happens when they are absent.
@@ -45,12 +55,15 @@ import torch.nn.functional as F
 
 from conr.config import LossConfig, TrainConfig
 from conr.errors import WeightsError
-from conr.nn.backbones import VGG19, VGG19_LOSS_LAYERS
+from conr.nn.backbones import NORMS, VGG19, VGG19_LOSS_LAYERS
 from conr.weights import RANDOM, load_weights
 
 # Zhang, Ng and Chen (2018), compute_percep_loss: conv1_2 / 2.6, conv2_2 / 4.8, conv3_2 / 3.7,
 # conv4_2 / 5.6, conv5_2 * 10 / 1.5 (all after their ReLU).
 VGG_LAYER_WEIGHTS = (1 / 2.6, 1 / 4.8, 1 / 3.7, 1 / 5.6, 10 / 1.5)
+# The feature term's factor that gives it the recipe's balance against L1 on [0, 1] (see the module
+# docstring): (Caffe input / 255) / (ImageNet-normalised input) = std, geometric mean over RGB.
+VGG_RECIPE_SCALE = math.prod(NORMS["imagenet"][1]) ** (1 / 3)
 LOSS_NAMES = ("udp", "mask", "cons", "photo", "vgg")
 
 
@@ -128,14 +141,20 @@ def photo_loss(rgba: torch.Tensor, target_rgba: torch.Tensor) -> torch.Tensor:
 
 
 class VGGLoss(nn.Module):
-    """sum_l w_l * mean |phi_l(x) - phi_l(y)| over VGG19 relu1_2 .. relu5_2 (weights above).
+    """scale * sum_l w_l * mean |phi_l(x) - phi_l(y)| over VGG19 relu1_2 .. relu5_2 (weights above).
+
+    scale: :data:`VGG_RECIPE_SCALE` (0.226) for the ImageNet-normalised torchvision VGG19, so that the term
+    weighs against L1 on [0, 1] as in Zhang, Ng and Chen's recipe (module docstring); 1 / 255 for a VGG19
+    built with norm='caffe' (their recipe literally); 1 for the unscaled sum.
 
     forward: x, y (B, 3, H, W) in [0, 1] (y is the target: no gradient) -> scalar.
     """
 
-    def __init__(self, vgg: VGG19, weights=VGG_LAYER_WEIGHTS, layers=VGG19_LOSS_LAYERS):
+    def __init__(self, vgg: VGG19, weights=VGG_LAYER_WEIGHTS, layers=VGG19_LOSS_LAYERS,
+                 scale: float = VGG_RECIPE_SCALE):
         super().__init__()
         self.vgg, self.weights, self.layers = vgg.eval().requires_grad_(False), tuple(weights), tuple(layers)
+        self.scale = float(scale)
 
     def train(self, mode: bool = True):  # the VGG stays in eval mode whatever the trainer asks
         return self
@@ -144,7 +163,7 @@ class VGGLoss(nn.Module):
         with torch.no_grad():
             fy = self.vgg(y, self.layers)
         fx = self.vgg(x, self.layers)
-        return sum(w * (a.float() - b.float()).abs().mean() for w, a, b in zip(self.weights, fx, fy))
+        return self.scale * sum(w * (a.float() - b.float()).abs().mean() for w, a, b in zip(self.weights, fx, fy))
 
 
 def build_vgg_loss(cfg: TrainConfig, device: torch.device | str = "cpu", weight: float = 1.0

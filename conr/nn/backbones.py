@@ -17,10 +17,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-# (mean, std) of the data each set of pre-trained weights was trained on, for inputs in [0, 1].
+# (mean, std) of the data each set of pre-trained weights was trained on, for inputs in [0, 1]. 'caffe':
+# the Caffe/MatConvNet VGG convention, 0..255 minus the ImageNet mean (123.68, 116.78, 103.94; kept in RGB
+# order here, as torchvision's weights are RGB), the input of Zhang, Ng and Chen's feature loss.
 NORMS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "danbooru": ((0.7137, 0.6628, 0.6519), (0.2970, 0.3017, 0.2979)),
+    "caffe": ((123.68 / 255, 116.779 / 255, 103.939 / 255), (1 / 255,) * 3),
 }
 
 
@@ -235,7 +238,8 @@ class VGG19(nn.Module):
     Args:
         num_classes: None for the feature extractor alone; 1000 adds ``classifier.{0,3,6}`` so a complete
             torchvision file loads strictly.
-        norm: input normalisation ('imagenet' for torchvision weights, or None).
+        norm: input normalisation ('imagenet' for torchvision weights, 'caffe' for 0..255 minus the mean,
+            or None).
 
     forward: x (B, 3, H, W) float in [0, 1], layers (torchvision ``features`` indices) ->
         the output of each listed layer, in the order given; layers past the last one asked for are skipped.

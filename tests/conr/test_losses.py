@@ -278,3 +278,30 @@ def test_grad_accum_labelled_losses_equal_the_whole_batch():
     for name in ("udp", "mask"):
         assert float((parts[0][name] + parts[1][name]) / 2) == pytest.approx(float(whole[name]), rel=1e-5), name
     assert float(parts[1]["udp"]) == 0
+
+
+def test_vgg_feature_term_weighs_against_l1_as_in_the_caffe_recipe():
+    # issue #15 defect 6. Zhang, Ng and Chen: pixel L1 + sum_l w_l L1(phi_l), both on the Caffe input
+    # (0..255 minus the mean); over 255 that is L1 on [0, 1] + (1/255) * their feature term. With a bias-free
+    # VGG19 (positively homogeneous), the torchvision-normalised network scaled by VGG_RECIPE_SCALE gives
+    # that balance; unscaled (the former default) it weighed 1 / 0.226 = 4.4x more.
+    from conr.losses import VGG_RECIPE_SCALE
+
+    torch.manual_seed(0)
+    tv = VGG19(norm="imagenet")
+    for m in tv.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.zeros_(m.bias)
+    caffe = VGG19(norm="caffe")
+    caffe.load_state_dict(tv.state_dict())
+    g = torch.Generator().manual_seed(1)
+    y = torch.rand(2, 3, 32, 32, generator=g)
+    x = (y + 0.2 * torch.randn(2, 3, 32, 32, generator=g)).clamp(0, 1)
+    l1 = float((x - y).abs().mean())
+    with torch.no_grad():
+        recipe = float(VGGLoss(caffe, scale=1 / 255)(x, y)) / l1            # their balance, over 255
+        ours = float(VGGLoss(tv)(x, y)) / l1                                 # the default
+        former = float(VGGLoss(tv, scale=1)(x, y)) / l1
+    assert VGG_RECIPE_SCALE == pytest.approx(0.226, abs=5e-4)
+    assert ours == pytest.approx(recipe, rel=0.02)
+    assert former / recipe == pytest.approx(4.42, rel=0.02)
