@@ -12,7 +12,9 @@ training batches they did not see, each model runs once in train mode and once i
 a train-mode pass updates BatchNorm's running statistics, so a copy of the model runs it). Reported per
 variant: the mean and max |rgba_eval - rgba_train| (premultiplied RGBA in [0, 1]), the same for the
 detector's xyz and L_photo of either mode against the target (InstanceNorm's gap is 0 up to float noise,
-so no ratio is formed).
+so no ratio is formed). For BatchNorm also the issue's figure: at the encoder's first BatchNorm, how many
+running sigmas the batch mean of the held-out composites (and of the references on black) sits from the
+running mean that eval mode uses (mean over channels).
 
 Usage:
   python bench/norm.py                 # tiny preset, 30 steps (about a minute on one core)
@@ -69,6 +71,19 @@ def gap(model: nn.Module, batches: list[dict], render_udp: str) -> dict:
     return sums
 
 
+def first_bn_offset(model: nn.Module, images: torch.Tensor) -> float:
+    """Mean over channels of |batch mean - running mean| / running std at the input of the encoder's first
+    BatchNorm for ``images`` (B, 3, H, W): how far eval mode's statistics sit from that input's own."""
+    bn = next(m for m in model.encoder.modules() if isinstance(m, nn.BatchNorm2d))
+    seen = {}
+    hook = bn.register_forward_pre_hook(lambda _m, inp: seen.setdefault("x", inp[0].detach()))
+    with torch.no_grad():
+        model.encoder.eval()(images)
+    hook.remove()
+    mean = seen["x"].mean((0, 2, 3))
+    return float(((mean - bn.running_mean).abs() / (bn.running_var + bn.eps).sqrt()).mean())
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="tiny")
@@ -111,6 +126,13 @@ def main(argv=None) -> None:
             loss.backward()
             opt.step()
         rows[variant] = {"variant": variant, "steps": args.steps, "final_loss": float(loss.detach()), **gap(model, held, render_udp)}
+        if variant == "batchnorm":  # the issue's figure: composites vs references on black at the first BN
+            rows[variant]["bn1_offset_composites"] = first_bn_offset(
+                model, torch.cat([b["target_composites"].flatten(0, 1) for b in held]))
+            rows[variant]["bn1_offset_refs"] = first_bn_offset(
+                model, torch.cat([b["refs"][:, :, :3].flatten(0, 1) for b in held]))
+        else:
+            rows[variant]["bn1_offset_composites"] = rows[variant]["bn1_offset_refs"] = "n/a"
     report("norm", list(rows.values()), {"preset": args.preset, "render_udp": render_udp, "batch": args.batch,
                                          "eval_batches": args.eval_batches})
 
