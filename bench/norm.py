@@ -125,7 +125,8 @@ def main(argv=None) -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        rows[variant] = {"variant": variant, "steps": args.steps, "final_loss": float(loss.detach()), **gap(model, held, render_udp)}
+        rows[variant] = {"variant": variant, "steps": args.steps, "final_loss": float(loss.detach()),
+                         **gap(model, held, render_udp)}
         if variant == "batchnorm":  # the figure: composites vs references on black at the first BN
             rows[variant]["bn1_offset_composites"] = first_bn_offset(
                 model, torch.cat([b["target_composites"].flatten(0, 1) for b in held]))

@@ -39,8 +39,8 @@ KNOWN: dict[str, tuple[str, str]] = {
     "vgg19": ("vgg19-dcbb9e9d.pth", "dcbb9e9d"),
 }
 
-_LIST_LIMIT = 8
-_BN_STATS = (".running_mean", ".running_var", ".num_batches_tracked")  # BatchNorm buffers, not parameters  # keys named per category in an error message
+_LIST_LIMIT = 8  # keys named per category in an error message
+_BN_STATS = (".running_mean", ".running_var", ".num_batches_tracked")  # BatchNorm buffers, not parameters
 
 
 def search_dirs() -> list[Path]:

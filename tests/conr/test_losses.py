@@ -210,7 +210,8 @@ def _labelled_batch(seed=0, B=4, k=2, S=8):
     the first half of the batch (rank 0's under a 2-way split) is labelled."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(B, 3, S, S, generator=g)
-    target_udp = torch.cat([torch.rand(B, 3, S, S, generator=g), (torch.rand(B, 1, S, S, generator=g) > 0.4).float()], 1)
+    occupancy = (torch.rand(B, 1, S, S, generator=g) > 0.4).float()
+    target_udp = torch.cat([torch.rand(B, 3, S, S, generator=g), occupancy], 1)
     batch = {"target_udp": target_udp, "target_rgba": torch.rand(B, 4, S, S, generator=g),
              "labelled": torch.arange(B) < B // 2}
     return x, batch
@@ -262,7 +263,8 @@ def test_ddp_labelled_losses_equal_one_process_over_the_whole_batch(tmp_path):
         mean = (r0["losses"][name] + r1["losses"][name]) / 2
         assert float(mean) == pytest.approx(float(one[name]), rel=1e-5), name
     # a per-rank mean would give L_udp = (udp of rank 0 + 0) / 2, half the true value
-    assert float(r1["losses"]["udp"]) == 0 and float(r0["losses"]["udp"]) == pytest.approx(2 * float(one["udp"]), rel=1e-5)
+    assert float(r1["losses"]["udp"]) == 0
+    assert float(r0["losses"]["udp"]) == pytest.approx(2 * float(one["udp"]), rel=1e-5)
     torch.testing.assert_close(r0["grad"], head.weight.grad, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(r1["grad"], r0["grad"])
 
