@@ -17,7 +17,10 @@ from conr.config import RunConfig
 from conr.errors import ConrError
 from conr.weights import load_strict
 
-CKPT_FORMAT = "conr-train/1"
+# 2: the encoders' norm layers are InstanceNorm without running statistics (issue #15, defect 1); a
+# format-1 checkpoint holds BatchNorm statistics its weights were trained with and is refused, not adapted.
+CKPT_FORMAT = "conr-train/2"
+_OLD_FORMATS = {"conr-train/1": "its encoder uses BatchNorm; this version's uses InstanceNorm, retrain"}
 # Config fields that may change on --resume: these keep the run exact ...
 RESUME_SAFE = {"train.log_every", "train.val_every", "train.val_at_start", "train.ckpt_every",
                "train.keep_every", "train.image_every", "train.tensorboard", "train.progress", "train.lpips",
@@ -86,7 +89,11 @@ def load_checkpoint(path: Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # zip/pickle/EOF errors and weights_only refusals: not a usable checkpoint
         raise CheckpointError(f"{path}: cannot be read as a conr checkpoint ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+    fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
+    if isinstance(fmt, str) and fmt in _OLD_FORMATS:
+        raise CheckpointError(f"{path}: a {fmt} checkpoint, this version reads {CKPT_FORMAT} "
+                              f"({_OLD_FORMATS[fmt]})")
+    if fmt != CKPT_FORMAT:
         raise CheckpointError(f"{path}: not a {CKPT_FORMAT} training checkpoint")
     return ckpt
 

@@ -184,8 +184,8 @@ class TrainConfig:
             for conr.weights. A plain encoder always starts from random init.
         amp: 'auto' (bf16 autocast on CUDA, off on CPU), 'bf16', 'fp16' (with a GradScaler) or 'off'.
         channels_last: NHWC memory format for model and inputs (faster convolutions on tensor cores).
-        compile: torch.compile the model. sync_bn: SyncBatchNorm under DDP (CUDA only; BatchNorm
-            statistics are otherwise per rank micro-batch).
+        compile: torch.compile the model. sync_bn: SyncBatchNorm under DDP (CUDA only); the
+            built-in networks have no BatchNorm (InstanceNorm encoders), so it changes nothing for them.
         device: 'auto' (cuda:LOCAL_RANK when available, else cpu), 'cpu' or 'cuda'.
         seed: seeds the model init and the data order (with the step; see conr.data).
         log_every, val_every, ckpt_every: intervals in optimizer steps (val and ckpt 0 = only at the end).
@@ -292,7 +292,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class LossConfig:
     """Weights of the terms of Eq. 5 (conr.losses): L = udp L_udp + cons L_cons + mask L_mask + photo L_photo
-    + vgg L_vgg. The paper's are all 1 (its alpha, the weight of L_vgg, is not stated otherwise).
+    + vgg L_vgg. The paper's are all 1 (its alpha, the weight of L_vgg, is not stated otherwise); L_vgg
+    itself carries the factor that balances it against L1 as in Zhang, Ng and Chen's Caffe recipe
+    (conr.losses.VGG_RECIPE_SCALE), so vgg = 1 is their balance.
 
     A weight of 0 turns its loss off (Table 4): the term is left out of the total (the cheap ones are still
     logged, without gradient); the VGG19 of L_vgg is not built; with photo = vgg = 0 the renderer is not run

@@ -15,7 +15,8 @@ the loop, calling :func:`validate` and :func:`save_checkpoint` (whose keys :mod:
   scaler the first non-finite loss does), channels_last, optional torch.compile.
 * DDP under torchrun: rank and world size from the environment (RANK, WORLD_SIZE, LOCAL_RANK; gloo on CPU,
   nccl on CUDA). train.batch_size is the global batch; each rank takes batch_size / (world x grad_accum)
-  per micro-step. BatchNorm statistics are per micro-batch (train.sync_bn shares them on CUDA).
+  per micro-step. The encoders normalise per instance (InstanceNorm), so no statistic depends on the
+  micro-batch or the rank; train.sync_bn only matters for a BatchNorm a custom module might add.
 * Run directory: ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON object per logged
   step, ``split`` train or val), ``ckpt/last.pt`` (+ ``ckpt/step_NNNNNNNN.pt`` every train.keep_every),
   ``tb/`` TensorBoard events (scalars; image grids references | target | prediction | UDP | detected UDP)
@@ -52,7 +53,7 @@ from conr.config import RunConfig
 from conr.data import (DataError, SkipTotals, check_shards, check_split, eval_keys, eval_loader, eval_source,
                        train_loader, unwrap_worker_error)
 from conr.errors import ConfigError, ConrError
-from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss
+from conr.losses import LOSS_NAMES, CoNRLoss, build_lpips, build_vgg_loss, ddp_counts
 from conr.nn.conr import CoNR, TrainOutput
 from conr.nn.detector import fuse_detections
 from conr.weights import load_weights
@@ -357,7 +358,8 @@ def setup(cfg: RunConfig, data: str | os.PathLike, out: str | os.PathLike, *, re
     if world > 1 and T.sync_bn and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     elif world > 1 and T.sync_bn:
-        log("warning: train.sync_bn needs CUDA; BatchNorm statistics stay per rank")
+        log("warning: train.sync_bn needs CUDA; BatchNorm statistics stay per rank (the built-in networks "
+            "have none: their encoders use InstanceNorm)")
     model.to(device)
     if T.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -498,16 +500,21 @@ def fit(run: Run, _stop_after: int | None = None) -> dict:
             lr = lr_at(step, T)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            for micro in range(T.grad_accum):
-                t_wait = time.perf_counter()
-                batch = next_batch(batches)
-                window["wait"] += time.perf_counter() - t_wait     # the loader's share of the step time
+            t_wait = time.perf_counter()
+            micro_batches = [next_batch(batches) for _ in range(T.grad_accum)]
+            window["wait"] += time.perf_counter() - t_wait         # the loader's share of the step time
+            counts = None
+            if world > 1 or T.grad_accum > 1:
+                # labelled-only means over the whole step (all micro-batches, all ranks), not per micro-batch
+                labelled = torch.cat([mb["labelled"] for mb in micro_batches]).to(device)
+                counts = ddp_counts(labelled, torch.ones_like(labelled), micro_steps=T.grad_accum)
+            for micro, batch in enumerate(micro_batches):
                 skipped.update(batch)
                 b = to_device(batch, device, T.channels_last)
                 sync = micro == T.grad_accum - 1 or world == 1
                 with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
                     det, udp, rgba = net(b["refs"], b["target_composites"], b["target_udp"], b["labelled"])
-                    losses = criterion(TrainOutput(det, udp, rgba), b)
+                    losses = criterion(TrainOutput(det, udp, rgba), b, counts)
                 scaler.scale(losses["total"] / T.grad_accum).backward()
                 window["sums"] += torch.stack([losses["total"].detach()] + [losses[k].detach() for k in LOSS_NAMES]) \
                     / T.grad_accum

@@ -40,6 +40,7 @@ KNOWN: dict[str, tuple[str, str]] = {
 }
 
 _LIST_LIMIT = 8  # keys named per category in an error message
+_BN_STATS = (".running_mean", ".running_var", ".num_batches_tracked")  # BatchNorm buffers, not parameters
 
 
 def search_dirs() -> list[Path]:
@@ -130,6 +131,9 @@ def adapt_backbone_state_dict(module: nn.Module, sd: dict[str, torch.Tensor]) ->
       children in order: ``0.0`` conv1, ``0.1`` bn1, ``0.4``..``0.7`` layer1..layer4; its head (``1.*``,
       a 6000-tag classifier) is not part of an encoder and is dropped.
     - A classifier head (``fc.*`` / ``classifier.*``) is dropped when the module was built without one.
+    - BatchNorm running statistics (``*.running_mean``, ``*.running_var``, ``*.num_batches_tracked``) are
+      dropped where the module has no such buffer: the project's encoders use InstanceNorm without
+      running statistics (conr.nn.backbones.InstanceNorm) and keep only the layer's ``weight``/``bias``.
     Everything else must match exactly.
     """
     if "0.4.0.conv1.weight" in sd and "0.0.weight" in sd:
@@ -140,7 +144,8 @@ def adapt_backbone_state_dict(module: nn.Module, sd: dict[str, torch.Tensor]) ->
     for head in ("fc", "classifier"):
         if getattr(module, head, None) is None:
             sd = {k: v for k, v in sd.items() if not k.startswith(head + ".")}
-    return sd
+    own = module.state_dict()
+    return {k: v for k, v in sd.items() if k in own or not k.endswith(_BN_STATS)}
 
 
 def load_weights(module: nn.Module, source: str | os.PathLike | None, *, sha256: str | None = None,

@@ -4,6 +4,8 @@ torchvision is not a dependency (its wheels do not import beside the CPU torch b
 files are the ones people have: every module below names its parameters exactly as torchvision does
 (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``, ``fc``; ``features.N`` and
 ``classifier.N`` for VGG19), so those files load with ``strict=True`` through :mod:`conr.weights`.
+The ``bn*`` layers are InstanceNorm (see :class:`InstanceNorm`): a file's BatchNorm ``weight``/``bias`` load into
+them, its running statistics are dropped by :func:`conr.weights.adapt_backbone_state_dict`.
 
 Encoders map an image batch (B, C, H, W), H and W multiples of 32, to the feature list at strides
 2, 4, 8, 16, 32; ``encoder.channels`` gives the five channel counts.
@@ -15,10 +17,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-# (mean, std) of the data each set of pre-trained weights was trained on, for inputs in [0, 1].
+# (mean, std) of the data each set of pre-trained weights was trained on, for inputs in [0, 1]. 'caffe':
+# the Caffe/MatConvNet VGG convention, 0..255 minus the ImageNet mean (123.68, 116.78, 103.94; kept in RGB
+# order here, as torchvision's weights are RGB), the input of Zhang, Ng and Chen's feature loss.
 NORMS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "danbooru": ((0.7137, 0.6628, 0.6519), (0.2970, 0.3017, 0.2979)),
+    "caffe": ((123.68 / 255, 116.779 / 255, 103.939 / 255), (1 / 255,) * 3),
 }
 
 
@@ -36,6 +41,32 @@ class _Normalize(nn.Module):
         return (x - self.mean) / self.std if self.active else x
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """The encoders' normalisation layer: InstanceNorm with a learnt per-channel scale and shift
+    (``weight``, ``bias``: torchvision's BatchNorm parameter names, so its files load) and no running
+    statistics, as in the official CoNR backbone.
+
+    Why not BatchNorm: the shared encoder sees two input distributions per training step (the k composites,
+    then the references on black); BatchNorm normalises each pass by its own batch in training but by
+    running statistics blending both in eval, so a trained model's eval output drifts from its train
+    output (issue #15, defect 1; bench/norm.py measures the gap). Instance statistics are the same in
+    train and eval.
+
+    forward: (B, C, H, W) -> same shape. A 1 x 1 map (the stride-32 features of a 32 x 32 image), which
+    torch refuses, normalises to 0, so the output is the bias there."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, affine=True, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] * x.shape[-2] == 1:
+            return (x - x) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return super().forward(x)
+
+
+_norm = InstanceNorm
+
+
 # -----------------------------------------------------------------------------------------------------
 # ResNet (He et al. 2016), torchvision layout
 
@@ -47,9 +78,9 @@ class BasicBlock(nn.Module):
         super().__init__()
         cout = width * self.expansion
         self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = _norm(width)
         self.conv2 = nn.Conv2d(width, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = _norm(cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _downsample(cin, cout, stride)
 
@@ -67,11 +98,11 @@ class Bottleneck(nn.Module):
         super().__init__()
         cout = width * self.expansion
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = _norm(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = _norm(width)
         self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(cout)
+        self.bn3 = _norm(cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _downsample(cin, cout, stride)
 
@@ -85,7 +116,7 @@ class Bottleneck(nn.Module):
 def _downsample(cin: int, cout: int, stride: int) -> nn.Sequential | None:
     if stride == 1 and cin == cout:
         return None
-    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), _norm(cout))
 
 
 class ResNet(nn.Module):
@@ -110,7 +141,7 @@ class ResNet(nn.Module):
         self.channels = (64, 64 * e, 128 * e, 256 * e, 512 * e)
         self.normalize = _Normalize(norm)
         self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.bn1 = _norm(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         cin, stages = 64, []
@@ -155,7 +186,7 @@ def resnet50(**kw) -> ResNet:
 
 
 class PlainEncoder(nn.Module):
-    """Five stages of (3x3 conv stride 2, BN, ReLU, 3x3 conv, BN, ReLU).
+    """Five stages of (3x3 conv stride 2, IN, ReLU, 3x3 conv, IN, ReLU); IN is :class:`InstanceNorm`.
 
     forward: x (B, in_channels, H, W) float -> [s2 (B, w0, H/2, W/2), ..., s32 (B, w4, H/32, W/32)].
     """
@@ -166,8 +197,8 @@ class PlainEncoder(nn.Module):
         stages, cin = [], in_channels
         for w in widths:
             stages.append(nn.Sequential(
-                nn.Conv2d(cin, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                nn.Conv2d(cin, w, 3, 2, 1, bias=False), _norm(w), nn.ReLU(inplace=True),
+                nn.Conv2d(w, w, 3, 1, 1, bias=False), _norm(w), nn.ReLU(inplace=True),
             ))
             cin = w
         self.stages = nn.ModuleList(stages)
@@ -207,7 +238,8 @@ class VGG19(nn.Module):
     Args:
         num_classes: None for the feature extractor alone; 1000 adds ``classifier.{0,3,6}`` so a complete
             torchvision file loads strictly.
-        norm: input normalisation ('imagenet' for torchvision weights, or None).
+        norm: input normalisation ('imagenet' for torchvision weights, 'caffe' for 0..255 minus the mean,
+            or None).
 
     forward: x (B, 3, H, W) float in [0, 1], layers (torchvision ``features`` indices) ->
         the output of each listed layer, in the order given; layers past the last one asked for are skipped.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn as nn
 
 from conr.config import PRESETS
 from conr.errors import InputError
@@ -188,3 +189,22 @@ def test_unet_baseline_takes_exactly_its_view_count():
         assert model(make_refs(1, 3), make_udp(1)).shape == (1, 4, S, S)
     with pytest.raises(InputError, match=r"^refs: got n = 2 reference views: .*views = 3"):
         model(make_refs(1, 2), make_udp(1))
+
+
+def test_encoder_norm_is_stateless_and_handles_one_pixel_maps():
+    # issue #15 defect 1: InstanceNorm (no running statistics), so train and eval mode agree; a 32 x 32 image
+    # has 1 x 1 stride-32 features, which torch's instance norm refuses: they normalise to 0 (the bias)
+    from conr.nn.backbones import InstanceNorm, resnet18
+
+    enc = resnet18()
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in enc.modules())
+    assert not [k for k in enc.state_dict() if "running" in k or "num_batches" in k]
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        a, b = enc.train()(x), enc.eval()(x)
+    assert a[-1].shape[-2:] == (1, 1)
+    for fa, fb in zip(a, b):
+        torch.testing.assert_close(fa, fb)
+    norm = InstanceNorm(3)
+    norm.bias.data = torch.tensor([0.5, -1.0, 2.0])
+    torch.testing.assert_close(norm(torch.rand(2, 3, 1, 1)), norm.bias.view(1, 3, 1, 1).expand(2, 3, 1, 1))

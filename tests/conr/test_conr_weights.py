@@ -55,6 +55,14 @@ def torchvision_vgg19_layout(with_classifier: bool = True) -> dict[str, tuple]:
     return sd
 
 
+BN_STATS = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+def parameters_of(layout: dict[str, tuple]) -> dict[str, tuple]:
+    """The layout without BatchNorm's running statistics: what the InstanceNorm encoders hold."""
+    return {k: s for k, s in layout.items() if not k.endswith(BN_STATS)}
+
+
 def fake_file(tmp_path, layout: dict[str, tuple], name: str = "w.pth", seed: int = 0) -> tuple:
     g = torch.Generator().manual_seed(seed)
     sd = {k: (torch.tensor(7) if k.endswith("num_batches_tracked") else torch.randn(s, generator=g))
@@ -78,14 +86,15 @@ CASES = {
 
 @pytest.mark.parametrize("build,spec", CASES.values(), ids=CASES.keys())
 def test_resnet_names_and_shapes_match_torchvision(build, spec):
-    assert shapes(build, num_classes=1000) == torchvision_resnet_layout(*spec)
-    assert shapes(build) == torchvision_resnet_layout(*spec, with_fc=False)
+    # the encoders' norm layers are InstanceNorm: torchvision's BatchNorm weight/bias, no running statistics
+    assert shapes(build, num_classes=1000) == parameters_of(torchvision_resnet_layout(*spec))
+    assert shapes(build) == parameters_of(torchvision_resnet_layout(*spec, with_fc=False))
 
 
 def test_well_known_torchvision_keys():
     r50 = shapes(resnet50, num_classes=1000)
-    assert len(r50) == 320
-    assert r50["layer4.2.bn3.running_var"] == (2048,)
+    assert len(r50) == 320 - 3 * 53  # 53 norm layers without their 3 BatchNorm buffers
+    assert r50["layer4.2.bn3.weight"] == (2048,) and "layer4.2.bn3.running_var" not in r50
     assert r50["fc.weight"] == (1000, 2048)
     assert r50["layer1.0.downsample.0.weight"] == (256, 64, 1, 1)
     assert r50["layer3.5.conv2.weight"] == (256, 256, 3, 3)
@@ -100,7 +109,9 @@ def test_torchvision_resnet50_file_loads_strictly(tmp_path):
     path, sd = fake_file(tmp_path, torchvision_resnet_layout("bottleneck", (3, 4, 6, 3)))
     full = resnet50(num_classes=1000)
     assert load_weights(full, path, backbone=True) == path
-    torch.testing.assert_close(full.state_dict()["layer4.2.bn3.running_var"], sd["layer4.2.bn3.running_var"])
+    torch.testing.assert_close(full.layer4[2].bn3.weight, sd["layer4.2.bn3.weight"])
+    torch.testing.assert_close(full.layer1[0].downsample[1].bias, sd["layer1.0.downsample.1.bias"])
+    assert not any(k.endswith(BN_STATS) for k in full.state_dict())
     encoder = resnet50(norm="imagenet")  # no fc: the classifier head of the file is dropped, nothing else
     load_weights(encoder, path, backbone=True)
     torch.testing.assert_close(encoder.conv1.weight, sd["conv1.weight"])
@@ -126,7 +137,26 @@ def test_danbooru_fastai_layout_maps_onto_resnet50(tmp_path):
     path, sd = fake_file(tmp_path, body | head)
     encoder = resnet50(norm="danbooru")
     load_weights(encoder, path, backbone=True)
-    torch.testing.assert_close(encoder.layer4[2].bn3.running_var, sd["0.7.2.bn3.running_var"])
+    torch.testing.assert_close(encoder.layer4[2].bn3.weight, sd["0.7.2.bn3.weight"])
+
+
+def test_batchnorm_statistics_are_dropped_and_nothing_else(tmp_path):
+    from conr.weights import adapt_backbone_state_dict
+
+    layout = torchvision_resnet_layout("basic", (2, 2, 2, 2))
+    _, sd = fake_file(tmp_path, layout)
+    adapted = adapt_backbone_state_dict(resnet18(num_classes=1000), sd)
+    assert set(adapted) == set(parameters_of(layout))            # 3 buffers x 20 norm layers dropped
+    assert len(sd) - len(adapted) == 3 * 20
+    # a BatchNorm weight of the wrong size is still a shape mismatch, an unknown parameter still unexpected
+    path, _ = fake_file(tmp_path, layout | {"bn1.weight": (32,), "bn9.weight": (64,)}, name="bad.pth")
+    with pytest.raises(WeightsError) as e:
+        load_weights(resnet18(num_classes=1000), path, backbone=True)
+    assert "bn1.weight: file (32,) vs model (64,)" in str(e.value) and "unexpected keys (1): bn9.weight" in str(e.value)
+    # without the backbone adapter a torchvision file's statistics are unexpected keys, named
+    path, _ = fake_file(tmp_path, layout, name="tv.pth")
+    with pytest.raises(WeightsError, match=r"unexpected keys \(60\): bn1\.running_mean"):
+        load_weights(resnet18(num_classes=1000), path)
 
 
 def test_wrong_architecture_names_file_and_keys(tmp_path):
@@ -143,7 +173,7 @@ def test_strict_load_reports_unexpected_keys(tmp_path):
     layout = torchvision_resnet_layout("basic", (2, 2, 2, 2)) | {"extra.weight": (3,)}
     path, _ = fake_file(tmp_path, layout)
     with pytest.raises(WeightsError, match=r"unexpected keys \(1\): extra\.weight"):
-        load_weights(resnet18(num_classes=1000), path)
+        load_weights(resnet18(num_classes=1000), path, backbone=True)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a torch file at all", b"PK\x03\x04" + b"\0" * 64])
@@ -159,7 +189,7 @@ def test_truncated_file_is_one_clear_error(tmp_path):
     path, _ = fake_file(tmp_path, torchvision_resnet_layout("basic", (2, 2, 2, 2)))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(WeightsError, match="cannot be read"):
-        load_weights(resnet18(num_classes=1000), path)
+        load_weights(resnet18(num_classes=1000), path, backbone=True)
 
 
 def test_pickled_objects_are_refused(tmp_path):
@@ -181,12 +211,12 @@ def test_checkpoint_wrappers_and_ddp_prefix(tmp_path):
 def test_sha256_checked(tmp_path):
     path, _ = fake_file(tmp_path, torchvision_resnet_layout("basic", (2, 2, 2, 2)))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    load_weights(resnet18(num_classes=1000), path, sha256=digest)
-    load_weights(resnet18(num_classes=1000), path, sha256=digest[:8])
+    load_weights(resnet18(num_classes=1000), path, sha256=digest, backbone=True)
+    load_weights(resnet18(num_classes=1000), path, sha256=digest[:8], backbone=True)
     with pytest.raises(WeightsError, match=f"sha256 {digest} does not match the expected 00000000"):
-        load_weights(resnet18(num_classes=1000), path, sha256="00000000")
+        load_weights(resnet18(num_classes=1000), path, sha256="00000000", backbone=True)
     with pytest.raises(WeightsError, match="not a hex digest"):
-        load_weights(resnet18(num_classes=1000), path, sha256="xyz")
+        load_weights(resnet18(num_classes=1000), path, sha256="xyz", backbone=True)
 
 
 def test_search_order_env_dir_then_torch_hub_cache(tmp_path, monkeypatch):

@@ -232,7 +232,7 @@ def test_bad_inputs_are_one_line(ckpt, sheet_dir, pose_dir, sample_dir, tmp_path
     bare = tmp_path / "bare.pt"
     torch.save(CoNR(run_preset("tiny").model).state_dict(), bare)
     assert_one_line_error(run(*base, "--checkpoint", bare, "--sheet", sheet_dir, "--poses", pose_dir),
-                          "not a conr-train/1", "another architecture")
+                          "not a conr-train/2", "another architecture")
     cfg = run_preset("tiny")
     other = dataclasses.replace(cfg, model=cfg.model.replace(renderer_widths=(16, 16, 8, 8)))
     mixed = save_model_checkpoint(CoNR(other.model), cfg, tmp_path / "mixed.pt")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conr.config import LossConfig, TrainConfig
 from conr.errors import WeightsError
 from conr.losses import (LOSS_NAMES, VGG_LAYER_WEIGHTS, CoNRLoss, VGGLoss, _LPIPSLinear, _VGG16Features, build_lpips,
-                         build_vgg_loss, consistency_loss, mask_loss, photo_loss, udp_loss)
+                         build_vgg_loss, consistency_loss, ddp_counts, mask_loss, photo_loss, udp_loss)
 from conr.nn.backbones import VGG19, VGG19_LOSS_LAYERS
 from conr.nn.conr import TrainOutput
 
@@ -201,3 +201,111 @@ def test_mask_loss_keeps_unlabelled_samples_against_their_matte():
     ref = F.binary_cross_entropy(p, target_rgba[:, 3])
     assert float(got["mask"]) == pytest.approx(float(ref), rel=1e-4) and float(got["mask"]) > 0.1
     assert float(got["udp"]) == 0.0                                # L_udp alone is skipped
+
+
+# ---------------------------------------------------------------------------------------------------------
+# DDP (issue #15 defect 7): labelled-only means over all ranks, not per rank then averaged.
+
+
+def _labelled_batch(seed=0, B=4, k=2, S=8):
+    """A head producing detections (B, k, 4, S, S) from fixed inputs, the batch, and labelled flags: only
+    the first half of the batch (rank 0's under a 2-way split) is labelled."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(B, 3, S, S, generator=g)
+    occupancy = (torch.rand(B, 1, S, S, generator=g) > 0.4).float()
+    target_udp = torch.cat([torch.rand(B, 3, S, S, generator=g), occupancy], 1)
+    batch = {"target_udp": target_udp, "target_rgba": torch.rand(B, 4, S, S, generator=g),
+             "labelled": torch.arange(B) < B // 2}
+    return x, batch
+
+
+def _head(k=2):
+    torch.manual_seed(0)
+    return torch.nn.Conv2d(3, 4 * k, 3, padding=1)
+
+
+def _ddp_loss_worker(rank, port, out):
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        x, batch = _labelled_batch()
+        half = slice(2 * rank, 2 * rank + 2)                       # rank 0: the labelled samples, rank 1: none
+        x, batch = x[half], {k: v[half] for k, v in batch.items()}
+        net = torch.nn.parallel.DistributedDataParallel(_head())
+        det = net(x).unflatten(1, (2, 4))
+        counts = ddp_counts(batch["labelled"], torch.ones_like(batch["labelled"]))
+        losses = CoNRLoss(LossConfig())(TrainOutput(det, None, None), batch, counts)
+        losses["total"].backward()                                 # DDP averages the gradients over ranks
+        torch.save({"losses": {k: v.detach() for k, v in losses.items()},
+                    "grad": net.module.weight.grad.clone()}, f"{out}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_labelled_losses_equal_one_process_over_the_whole_batch(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_ddp_loss_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    x, batch = _labelled_batch()
+    head = _head()
+    one = CoNRLoss(LossConfig())(TrainOutput(head(x).unflatten(1, (2, 4)), None, None), batch)
+    one["total"].backward()
+    one = {k: v.detach() for k, v in one.items()}
+    assert float(one["udp"]) > 0.05
+    for name in ("udp", "mask", "cons", "total"):            # the mean over ranks is the global mean
+        mean = (r0["losses"][name] + r1["losses"][name]) / 2
+        assert float(mean) == pytest.approx(float(one[name]), rel=1e-5), name
+    # a per-rank mean would give L_udp = (udp of rank 0 + 0) / 2, half the true value
+    assert float(r1["losses"]["udp"]) == 0
+    assert float(r0["losses"]["udp"]) == pytest.approx(2 * float(one["udp"]), rel=1e-5)
+    torch.testing.assert_close(r0["grad"], head.weight.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(r1["grad"], r0["grad"])
+
+
+def test_grad_accum_labelled_losses_equal_the_whole_batch():
+    # the same defect within one process: micro-batch means averaged over grad_accum micro-steps
+    x, batch = _labelled_batch()
+    det = _head()(x).unflatten(1, (2, 4)).detach()
+    whole = CoNRLoss(LossConfig())(TrainOutput(det, None, None), batch)
+    counts = ddp_counts(batch["labelled"], torch.ones_like(batch["labelled"]), micro_steps=2)
+    parts = [CoNRLoss(LossConfig())(TrainOutput(det[h], None, None), {k: v[h] for k, v in batch.items()}, counts)
+             for h in (slice(0, 2), slice(2, 4))]
+    for name in ("udp", "mask"):
+        assert float((parts[0][name] + parts[1][name]) / 2) == pytest.approx(float(whole[name]), rel=1e-5), name
+    assert float(parts[1]["udp"]) == 0
+
+
+def test_vgg_feature_term_weighs_against_l1_as_in_the_caffe_recipe():
+    # issue #15 defect 6. Zhang, Ng and Chen: pixel L1 + sum_l w_l L1(phi_l), both on the Caffe input
+    # (0..255 minus the mean); over 255 that is L1 on [0, 1] + (1/255) * their feature term. With a bias-free
+    # VGG19 (positively homogeneous), the torchvision-normalised network scaled by VGG_RECIPE_SCALE gives
+    # that balance; unscaled (the former default) it weighed 1 / 0.226 = 4.4x more.
+    from conr.losses import VGG_RECIPE_SCALE
+
+    torch.manual_seed(0)
+    tv = VGG19(norm="imagenet")
+    for m in tv.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.zeros_(m.bias)
+    caffe = VGG19(norm="caffe")
+    caffe.load_state_dict(tv.state_dict())
+    g = torch.Generator().manual_seed(1)
+    y = torch.rand(2, 3, 32, 32, generator=g)
+    x = (y + 0.2 * torch.randn(2, 3, 32, 32, generator=g)).clamp(0, 1)
+    l1 = float((x - y).abs().mean())
+    with torch.no_grad():
+        recipe = float(VGGLoss(caffe, scale=1 / 255)(x, y)) / l1            # their balance, over 255
+        ours = float(VGGLoss(tv)(x, y)) / l1                                 # the default
+        former = float(VGGLoss(tv, scale=1)(x, y)) / l1
+    assert VGG_RECIPE_SCALE == pytest.approx(0.226, abs=5e-4)
+    assert ours == pytest.approx(recipe, rel=0.02)
+    assert former / recipe == pytest.approx(4.42, rel=0.02)

@@ -184,8 +184,9 @@ def test_bad_data_folders_are_one_line(shards, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------
 # DDP: two CPU processes (gloo), per-rank batch 2, equal one process with batch 4 in two micro-batches.
-# BatchNorm normalises per micro-batch in both, so the two runs compute the same thing; each micro-batch
-# is the stream of "virtual rank" rank * grad_accum + micro.
+# The encoders normalise per instance and L_udp / L_mask divide by the whole step's sample count
+# (losses.ddp_counts) in both, so the two runs compute the same thing; each micro-batch is the stream of
+# "virtual rank" rank * grad_accum + micro.
 
 
 def interleaved(shards_dir, cfg):
@@ -234,8 +235,7 @@ def test_ddp_two_cpu_processes_equal_one_process(shards, tmp_path):
     pa = ck["model"]
     pb = torch.load(tmp_path / "one" / "ckpt" / "last.pt", weights_only=True)["model"]
     for k, v in pa.items():
-        if "running" not in k and "num_batches" not in k:  # BatchNorm buffers: rank 0's in DDP
-            assert torch.allclose(v, pb[k], rtol=1e-4, atol=1e-5), k
+        assert torch.allclose(v, pb[k], rtol=1e-4, atol=1e-5), k
 
 
 @pytest.mark.slow  # ~17 s on 2 cores (fp16 on CPU)
@@ -319,3 +319,38 @@ def test_loss_weights_of_zero_skip_the_network_parts_they_alone_need(shards, tmp
     ren = torch.load(tmp_path / "ren" / "ckpt" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(v, init[k]) for k, v in ren.items() if k.startswith("detector_decoder."))
     assert any(not torch.equal(v, init[k]) for k, v in ren.items() if k.startswith("renderer."))
+
+
+def test_trained_model_gives_the_same_output_in_train_and_eval_mode(shards, tmp_path):
+    # issue #15 defect 1: the shared encoder sees the composites and the references on black in one step;
+    # BatchNorm normalised each pass by its batch in train mode but by blended running statistics in eval,
+    # so validation and inference drew something else than training did. InstanceNorm has no such state.
+    from conr.data import check_shards
+    from conr.infer import model_from_checkpoint
+    from conr.train import _TrainStep, to_device
+
+    cfg = tiny("train.steps=6")
+    train(cfg, shards, tmp_path, log=quiet)
+    model, _ = model_from_checkpoint(tmp_path / "ckpt" / "last.pt")
+    step = _TrainStep(model, cfg.train.render_udp)
+    b = to_device(next(iter(train_loader(check_shards(shards), cfg, batch=4, segment=0, rank=0, world=1))),
+                  torch.device("cpu"), False)
+    args = (b["refs"], b["target_composites"], b["target_udp"], b["labelled"])
+    with torch.no_grad():
+        det_t, _, rgba_t = step.train()(*args)
+        det_e, _, rgba_e = step.eval()(*args)
+    assert rgba_t.std() > 0.01 and det_t.std() > 0.01                   # a real output, not a constant
+    torch.testing.assert_close(rgba_e, rgba_t, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(det_e, det_t, rtol=1e-4, atol=1e-4)
+
+
+def test_checkpoint_of_the_batchnorm_format_is_refused_in_one_line(tmp_path):
+    from conr.checkpoint import CKPT_FORMAT, load_checkpoint
+
+    assert CKPT_FORMAT == "conr-train/2"
+    old = tmp_path / "old.pt"
+    torch.save({"format": "conr-train/1", "model": {}}, old)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(old)
+    msg = str(e.value)
+    assert msg.startswith(str(old)) and "conr-train/1" in msg and "InstanceNorm" in msg and "\n" not in msg
