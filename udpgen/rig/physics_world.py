@@ -28,6 +28,8 @@ Not reproduced: Bullet's "additional damping" (saba turns it on; panda3d does no
 from __future__ import annotations
 
 import math
+import operator
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +46,7 @@ SUBSTEPS = 2                      # fixed Bullet steps per frame
 SOLVER_ITERATIONS = 10            # Bullet's default, used by the spring formula
 
 _bullet = None
+_drain = deque(maxlen=0).extend       # runs an iterator for its effects
 
 
 class PhysicsUnavailable(UdpgenError):
@@ -220,8 +223,9 @@ class _Plan:
         affected = np.array([int(b) for b in np.lexsort((np.arange(len(parent)), depth)) if below[b]], np.int64)
         self.written = np.array([b for b in affected.tolist() if b in writer_of], np.int64)
         self.writers = np.array([writer_of[b] for b in self.written.tolist()], np.int64)   # body per written
-        # the affected bones with a parent, and per depth: (their bones, their rows in that list, their
-        # parents; written rows of mode 1 and 2 and those rows' positions in ``written``)
+        # the affected bones, and per depth: (their bones, their rows in that list, their parents (None
+        # when some have none), which have one; (rows, positions in ``written``) of the bones written by
+        # mode-1 and by mode-2 bodies, or None): empty selections skipped, each costs a numpy call
         self.aff, self.aff_parent = affected, parent[affected] if len(affected) else affected
         self.levels = []
         wpos = {b: i for i, b in enumerate(self.written.tolist())}
@@ -232,7 +236,10 @@ class _Plan:
             w_pos = np.array([wpos[int(idx[r])] for r in w_rows], np.int64)
             w_rows = np.array(w_rows, np.int64)
             two = layout.mode[self.writers[w_pos]] == 2 if len(w_pos) else np.zeros(0, bool)
-            self.levels.append((idx, rows, parent[idx] >= 0, w_rows[~two], w_pos[~two], w_rows[two], w_pos[two]))
+            has = parent[idx] >= 0
+            self.levels.append((idx, rows, parent[idx] if has.all() else None, has,
+                                (w_rows[~two], w_pos[~two]) if (~two).any() else None,
+                                (w_rows[two], w_pos[two]) if two.any() else None))
         self.pinned = np.flatnonzero(layout.mode[self.writers] == 2) if len(self.writers) else self.writers
         self.pinned_bodies = self.writers[self.pinned]
         lo = np.array([jt.linear_lower for jt in self.joints], np.float64).reshape(-1, 3)
@@ -317,6 +324,9 @@ class PhysicsWorld:
             self.constraints.append(c)
         self._lin_motors = [lin[int(r)] for r in plan.lin_rows]
         self._ang_motors = [ang[int(r), int(a)] for r, a in zip(plan.ang_rows, plan.ang_axes)]
+        # bound setters, called from C through map(operator.call, ...) (a Python loop costs as much again)
+        self._ang_velocity = [m.set_target_velocity for m in self._ang_motors]
+        self._ang_force = [m.set_max_motor_force for m in self._ang_motors]
         self._dyn_nodes = [self.nodes[k] for k in plan.dynamic.tolist()]
         self._dynamic, self._kinematic = plan.dynamic, plan.kinematic
         self.written = plan.written
@@ -395,9 +405,8 @@ class PhysicsWorld:
                 motor.set_max_motor_force(vec3(*m))
         f = -(angular[plan.ang_rows, plan.ang_axes] - eq_a[plan.ang_rows, plan.ang_axes]) \
             * plan.k_ang[plan.ang_rows, plan.ang_axes]
-        for motor, v, m in zip(self._ang_motors, (vel * f).tolist(), (np.abs(f) / fps).tolist()):
-            motor.set_target_velocity(v)
-            motor.set_max_motor_force(m)
+        _drain(map(operator.call, self._ang_velocity, (vel * f).tolist()))
+        _drain(map(operator.call, self._ang_force, (np.abs(f) / fps).tolist()))
 
     def step(self, world: np.ndarray, frames: int = 1) -> np.ndarray:
         """Advance ``frames`` MMD frames with the kinematic bodies at their bones in ``world`` (n, 4, 4, the
@@ -439,12 +448,17 @@ class PhysicsWorld:
         local = world[plan.aff].copy()               # before-physics frames in their parents' frames
         local[has] = _inv(world[plan.aff_parent[has]]) @ local[has]
         frame = bodies[plan.writers] @ plan.inv_offset[plan.writers]
-        for idx, rows, has, one_r, one_w, two_r, two_w in plan.levels:
-            base = local[rows]
-            if has.any():
-                base[has] = out[self.parent[idx[has]]] @ base[has]
-            base[one_r] = frame[one_w]
-            base[two_r, :3, :3] = frame[two_w, :3, :3]
+        for idx, rows, parents, has, one, two in plan.levels:
+            if parents is not None:
+                base = out[parents] @ local[rows]
+            else:
+                base = local[rows]
+                if has.any():
+                    base[has] = out[self.parent[idx[has]]] @ base[has]
+            if one is not None:
+                base[one[0]] = frame[one[1]]
+            if two is not None:
+                base[two[0], :3, :3] = frame[two[1], :3, :3]
             out[idx] = base
         if plan.pinned.size:
             k = plan.pinned_bodies
