@@ -72,7 +72,11 @@ def _engine():
         except ImportError as e:
             raise PhysicsUnavailable("physics needs the optional panda3d package "
                                      "(pip install 'udpgen[physics]')") from e
-        loadPrcFileData("udpgen-physics", "bullet-filter-algorithm groups-mask\nnotify-level-bullet error")
+        # transform-cache off: panda3d's global cache of TransformStates (hashing and uniquifying each new
+        # one) only slows us down, as every body's transform is made afresh each sub-step; the same bytes
+        # come out, about 15% sooner on Gene
+        loadPrcFileData("udpgen-physics", "bullet-filter-algorithm groups-mask\nnotify-level-bullet error\n"
+                                          "transform-cache 0")
         _bullet = bullet
     return _bullet
 
