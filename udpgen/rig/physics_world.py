@@ -23,7 +23,8 @@ What follows MMD (and saba / babylon-mmd, which reproduce it):
   force`` and max force ``|force| / fps`` (damping 1, Bullet's default; 10 solver iterations);
 * time: MMD's 60 frames/s, 2 fixed sub-steps per frame (1/120 s).
 
-Not reproduced: Bullet's "additional damping" (saba turns it on; panda3d does not expose it).
+Not reproduced: Bullet's "additional damping" (saba turns it on; panda3d exposes it only as the process-wide
+config variable ``bullet-additional-damping``, which changes the results: left off, as measured so far).
 """
 from __future__ import annotations
 
