@@ -8,11 +8,19 @@ Rows (one core, pinned; medians):
   * ``sequence_frame_ms``: one motion frame simulated in sequence (one 1/60 s step of an ongoing world,
     pose included), the cost a motion rendered frame by frame pays;
   * ``render_ms``: one view of that pose (draw + read-back) at ``--size``;
+  * ``warmup_1s_ms`` / ``warmup_2s_ms``: one frame of a motion (the first .vmd in the model's ``motion/``
+    folder, if any) simulated forward from a fresh world 1 s / 2 s before it (``MotionPhysics``), pose
+    included: what a motion frame would cost if synth warmed it up instead of settling it from rest;
   * ``synth_on_per_s`` / ``synth_off_per_s``: end-to-end synth (plan, pose, render, encode, write) on a
     copy of Gene's folder, ``--poses`` random poses x ``--views`` cameras, one worker; the goal is physics
     adding under 50% (``synth_on_per_s >= synth_off_per_s / 1.5``).
 
     python bench/physics.py [--size 256] [--poses 8] [--views 2] [--model PATH]
+                            [--baseline DIR [--repeats 3]]
+
+``--baseline DIR``: another checkout (``git archive main | tar -x -C DIR``) whose bench/physics.py runs
+alternately with this one, ``--repeats`` times each, same arguments, one process per run; prints both
+medians and their ratio per figure and writes results/physics_vs_baseline.json.
 """
 from __future__ import annotations
 
@@ -79,10 +87,32 @@ def per_view(model_path: Path, size: int, poses: int, settle=None) -> dict:
         return out[world.written]
     seq = _ms(step, frames)
     renderer.close()
+    warm = _warmup_ms(model, rig, sim, model_path.parent / "motion")
     return {"model": model_path.name, "bodies": len(model.rigid_bodies), "joints": len(model.joints),
             "size": size, "poses": poses, "pose_kinematic_ms": kin, "pose_settled_ms": settled,
             "physics_per_pose_ms": settled - kin, "sequence_frame_ms": seq, "render_ms": render,
-            "fallbacks": sim.fallbacks}
+            **warm, "fallbacks": sim.fallbacks}
+
+
+def _warmup_ms(model, rig, sim, folder: Path) -> dict:
+    from udpgen.mmd import Motion, parse
+    from udpgen.rig import MotionSampler
+    from udpgen.rig.physics_world import MotionPhysics
+
+    vmds = sorted(folder.glob("*.vmd")) if folder.is_dir() else []
+    motion = parse(vmds[0].read_bytes(), vmds[0]) if vmds else None
+    if not isinstance(motion, Motion):
+        return {"warmup_1s_ms": float("nan"), "warmup_2s_ms": float("nan")}
+    sampler = MotionSampler(model, motion)
+
+    def world_at(f):
+        return rig.pose_bones(sampler.at(f)).world
+    out = {}
+    for seconds in (1, 2):
+        def one(f):
+            rig.pose_bones(sampler.at(f), physics=MotionPhysics(sim, world_at, float(seconds)).at(f))
+        out[f"warmup_{seconds}s_ms"] = _ms(one, [30.0, 75.5, 120.0])
+    return out
 
 
 def synth_rate(models: Path, size: int, poses: int, views: int, physics: str) -> tuple[float, int]:
@@ -107,7 +137,11 @@ def main() -> None:
     ap.add_argument("--settle", type=int, nargs=3, metavar=("MIN", "MAX", "HOLD"), default=None,
                     help="settling frames of the per-view rows (default: SettleSettings' defaults; synth "
                          "always uses the defaults)")
+    ap.add_argument("--baseline", type=Path, default=None, help="another checkout to compare against")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each tree with --baseline")
     args = ap.parse_args()
+    if args.baseline is not None:
+        return compare(args)
     if not args.model.is_file():
         sys.exit(f"{args.model} not found (set CONR_SHARED or pass --model)")
     pin_one_core()
@@ -130,6 +164,38 @@ def main() -> None:
                meets_goal=off / on - 1 <= 0.5)
     report("physics", [row], {"note": "one core; medians over the poses; synth = end-to-end, one worker, "
                                       "physics on vs off in the same run"})
+
+
+def compare(args) -> None:
+    """Run the baseline checkout's bench and this one alternately and report medians and ratios."""
+    import json
+    import os
+    import subprocess
+
+    here = Path(__file__).resolve()
+    base = (args.baseline / "bench" / "physics.py").resolve()
+    if not base.is_file():
+        sys.exit(f"{base} not found (--baseline names a checkout of this repository)")
+    argv = ["--size", str(args.size), "--poses", str(args.poses), "--views", str(args.views),
+            "--model", str(args.model.resolve())] + (["--settle", *map(str, args.settle)] if args.settle else [])
+    env = {**os.environ, "CONR_SHARED": str(SHARED)}
+    runs: dict[str, list[dict]] = {"baseline": [], "this": []}
+    for _ in range(args.repeats):
+        for name, script in (("baseline", base), ("this", here)):
+            subprocess.run([sys.executable, str(script), *argv], check=True, env=env, cwd=script.parents[1],
+                           stdout=subprocess.DEVNULL)
+            runs[name].append(json.loads((script.parent / "results" / "physics.json").read_text())["rows"][0])
+    rows = []
+    for key, value in runs["this"][0].items():
+        if not isinstance(value, float) or key not in runs["baseline"][0]:
+            continue
+        b = statistics.median(r[key] for r in runs["baseline"])
+        t = statistics.median(r[key] for r in runs["this"])
+        rows.append({"figure": key, "baseline": b, "this": t, "this_vs_baseline": t / b if b else float("nan"),
+                     "baseline_runs": " ".join(f"{r[key]:.4g}" for r in runs["baseline"]),
+                     "this_runs": " ".join(f"{r[key]:.4g}" for r in runs["this"])})
+    report("physics_vs_baseline", rows, {"baseline": str(args.baseline.resolve()), "args": argv,
+                                          "note": f"medians of {args.repeats} alternating runs of each tree"})
 
 
 if __name__ == "__main__":

@@ -23,11 +23,14 @@ What follows MMD (and saba / babylon-mmd, which reproduce it):
   force`` and max force ``|force| / fps`` (damping 1, Bullet's default; 10 solver iterations);
 * time: MMD's 60 frames/s, 2 fixed sub-steps per frame (1/120 s).
 
-Not reproduced: Bullet's "additional damping" (saba turns it on; panda3d does not expose it).
+Not reproduced: Bullet's "additional damping" (saba turns it on; panda3d exposes it only as the process-wide
+config variable ``bullet-additional-damping``, which changes the results: left off, as measured so far).
 """
 from __future__ import annotations
 
 import math
+import operator
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +47,7 @@ SUBSTEPS = 2                      # fixed Bullet steps per frame
 SOLVER_ITERATIONS = 10            # Bullet's default, used by the spring formula
 
 _bullet = None
+_drain = deque(maxlen=0).extend       # runs an iterator for its effects
 
 
 class PhysicsUnavailable(UdpgenError):
@@ -69,7 +73,11 @@ def _engine():
         except ImportError as e:
             raise PhysicsUnavailable("physics needs the optional panda3d package "
                                      "(pip install 'udpgen[physics]')") from e
-        loadPrcFileData("udpgen-physics", "bullet-filter-algorithm groups-mask\nnotify-level-bullet error")
+        # transform-cache off: panda3d's global cache of TransformStates (hashing and uniquifying each new
+        # one) only slows us down, as every body's transform is made afresh each sub-step; the same bytes
+        # come out, about 15% sooner on Gene
+        loadPrcFileData("udpgen-physics", "bullet-filter-algorithm groups-mask\nnotify-level-bullet error\n"
+                                          "transform-cache 0")
         _bullet = bullet
     return _bullet
 
@@ -103,6 +111,14 @@ def _inv(m: np.ndarray) -> np.ndarray:
     out[..., :3, 3] = -np.einsum("...ij,...j->...i", rt, m[..., :3, 3])
     out[..., 3, 3] = 1.0
     return out
+
+
+def _offsets(fa: np.ndarray, fb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Joint frames A and B (J, 4, 4) in model space -> (J, 3) B's origin in frame A and (J, 3) Bullet's
+    Euler angles of A^-1 B."""
+    ra = fa[:, :3, :3]
+    linear = np.einsum("jki,jk->ji", ra, fb[:, :3, 3] - fa[:, :3, 3])
+    return linear, bullet_euler_xyz(np.swapaxes(ra, 1, 2) @ fb[:, :3, :3])
 
 
 @dataclass(frozen=True)
@@ -159,35 +175,114 @@ class Layout:
         return self.mode != 0
 
 
+class _Plan:
+    """What every world of one model shares, built once per character (:class:`Physics` keeps it): the
+    bodies' engine parameters, the joints' frames as engine transforms, the spring arrays and the batched
+    write-back order. Engine transforms are immutable, so worlds share them safely."""
+
+    def __init__(self, model: Model, layout: Layout, parent: np.ndarray, depth: np.ndarray):
+        _engine()
+        from panda3d.core import Point3, Quat, TransformState, Vec3
+
+        one = Vec3(1, 1, 1)
+
+        def transforms(m: np.ndarray) -> list:
+            qs = Q.from_matrix(m[:, :3, :3]).tolist() if len(m) else []
+            return [TransformState.make_pos_quat_scale(Point3(*p), Quat(q[3], q[0], q[1], q[2]), one)
+                    for p, q in zip(m[:, :3, 3].tolist(), qs)]
+
+        self.rbs = [model.rigid_bodies[i] for i in layout.bodies]
+        classes = sorted({(rb.group, rb.no_collision_mask) for rb in self.rbs})
+        if len(classes) > 32:
+            raise PhysicsUnavailable(f"{model.path or 'model'}: {len(classes)} distinct collision "
+                                     f"group/mask pairs, more than the 32 the engine's filter can hold")
+        self.classes = {c: k for k, c in enumerate(classes)}
+        self.joints = [model.joints[j] for j in layout.joints]
+        self.frame_a, self.frame_b = transforms(layout.frame_a), transforms(layout.frame_b)
+        sprung = [k for k, jt in enumerate(self.joints)
+                  if np.any(np.asarray(jt.spring_linear) != 0) or np.any(np.asarray(jt.spring_angular) != 0)]
+        self.spring_joints = np.array(sprung, np.int64)
+        j = self.spring_joints
+        self.k_lin = np.array([self.joints[k].spring_linear for k in sprung], np.float64).reshape(-1, 3)
+        self.k_ang = np.array([self.joints[k].spring_angular for k in sprung], np.float64).reshape(-1, 3)
+        self.spring_a, self.spring_b = layout.a[j], layout.b[j]
+        self.spring_frame_a, self.spring_frame_b = layout.frame_a[j], layout.frame_b[j]
+        self.lin_rows = np.flatnonzero((self.k_lin != 0).any(1))          # spring rows with a linear motor
+        self.ang_rows, self.ang_axes = np.nonzero(self.k_ang != 0)        # (row, axis) per angular motor
+        self.dynamic = np.flatnonzero(layout.dynamic)
+        self.kinematic = np.flatnonzero(~layout.dynamic)
+        self.inv_offset = _inv(layout.offset)
+        # bones a dynamic body writes back to (the first body of a bone wins), and every bone below one,
+        # parent-first: what a step recomputes
+        writer_of: dict[int, int] = {}
+        for k in self.dynamic:
+            if layout.bone[k] >= 0:
+                writer_of.setdefault(int(layout.bone[k]), int(k))
+        below = np.zeros(len(parent), bool)
+        for b in range(len(parent)):
+            q = b
+            while q >= 0 and not below[b]:
+                if q in writer_of:
+                    below[b] = True
+                q = int(parent[q])
+        affected = np.array([int(b) for b in np.lexsort((np.arange(len(parent)), depth)) if below[b]], np.int64)
+        self.written = np.array([b for b in affected.tolist() if b in writer_of], np.int64)
+        self.writers = np.array([writer_of[b] for b in self.written.tolist()], np.int64)   # body per written
+        # the affected bones, and per depth: (their bones, their rows in that list, their parents (None
+        # when some have none), which have one; (rows, positions in ``written``) of the bones written by
+        # mode-1 and by mode-2 bodies, or None): empty selections skipped, each costs a numpy call
+        self.aff, self.aff_parent = affected, parent[affected] if len(affected) else affected
+        self.levels = []
+        wpos = {b: i for i, b in enumerate(self.written.tolist())}
+        for d in sorted({int(depth[b]) for b in affected.tolist()}):
+            rows = np.flatnonzero(depth[affected] == d)
+            idx = affected[rows]
+            w_rows = [r for r, b in enumerate(idx.tolist()) if b in wpos]
+            w_pos = np.array([wpos[int(idx[r])] for r in w_rows], np.int64)
+            w_rows = np.array(w_rows, np.int64)
+            two = layout.mode[self.writers[w_pos]] == 2 if len(w_pos) else np.zeros(0, bool)
+            has = parent[idx] >= 0
+            self.levels.append((idx, rows, parent[idx] if has.all() else None, has,
+                                (w_rows[~two], w_pos[~two]) if (~two).any() else None,
+                                (w_rows[two], w_pos[two]) if two.any() else None))
+        self.pinned = np.flatnonzero(layout.mode[self.writers] == 2) if len(self.writers) else self.writers
+        self.pinned_bodies = self.writers[self.pinned]
+        lo = np.array([jt.linear_lower for jt in self.joints], np.float64).reshape(-1, 3)
+        hi = np.array([jt.linear_upper for jt in self.joints], np.float64).reshape(-1, 3)
+        self.lo, self.hi, self.free = lo, hi, lo > hi
+        arms = np.linalg.norm(layout.frame_a[:, :3, 3], axis=1) + np.linalg.norm(layout.frame_b[:, :3, 3], axis=1)
+        self.slack = 0.1 * layout.scale + 0.5 * arms
+        self.reach = 2.0 * (layout.scale + layout.reach)
+
+
 class PhysicsWorld:
     """One Bullet world for one model's kept bodies and joints; build a fresh one to reset all state.
 
     ``reset(world)`` places every body at its bone's frame in ``world`` (n, 4, 4) at rest velocity;
     ``step(world)`` advances one MMD frame (1/60 s, 2 sub-steps) with the kinematic bodies at ``world``
     and returns the bone frames with the physics bones replaced; :meth:`exploded` says whether the result is
-    unusable (NaN, a body far from its bone, a joint stretched far past its limits).
+    unusable (NaN, a body far from its bone, a joint stretched far past its limits). ``plan``: the model's
+    shared :class:`_Plan` (built here when not given).
     """
 
-    def __init__(self, model: Model, layout: Layout, parent: np.ndarray, depth: np.ndarray):
+    def __init__(self, model: Model, layout: Layout, parent: np.ndarray, depth: np.ndarray,
+                 plan: _Plan | None = None):
         bt = _engine()
-        from panda3d.core import BitMask32, Point3, TransformState, Vec3
+        from panda3d.core import BitMask32, Point3, Quat, TransformState, Vec3
 
-        self._ts, self._vec3, self._point3 = TransformState, Vec3, Point3
+        plan = plan if plan is not None else _Plan(model, layout, parent, depth)
+        self.plan = plan
+        self._make, self._vec3, self._point3, self._quat = TransformState.make_pos_quat_scale, Vec3, Point3, Quat
         self._one = Vec3(1, 1, 1)
         self.model, self.layout, self.parent = model, layout, parent
         self.world = bt.BulletWorld()
         self.world.set_gravity(Vec3(*GRAVITY))
-        rbs = [model.rigid_bodies[i] for i in layout.bodies]
-        classes = sorted({(rb.group, rb.no_collision_mask) for rb in rbs})
-        if len(classes) > 32:
-            raise PhysicsUnavailable(f"{model.path or 'model'}: {len(classes)} distinct collision "
-                                     f"group/mask pairs, more than the 32 the engine's filter can hold")
-        cid = {c: k for k, c in enumerate(classes)}
+        cid = plan.classes
         for (ga, ma), ka in cid.items():
             for (gb, mb), kb in cid.items():
                 self.world.set_group_collision_flag(ka, kb, bool((ma >> gb) & 1 and (mb >> ga) & 1))
         self.nodes = []
-        for rb in rbs:
+        for rb in plan.rbs:
             node = bt.BulletRigidBodyNode(rb.name)
             s = [float(v) for v in rb.size]
             if rb.shape == 0:
@@ -210,103 +305,66 @@ class PhysicsWorld:
             self.world.attach_rigid_body(node)
             self.nodes.append(node)
         self.constraints = []
-        spring_joints, k_lin, k_ang = [], [], []
-        self._lin_motors, self._ang_motors = [], []     # (motor, row in the spring arrays[, axis])
-        joints = [model.joints[j] for j in layout.joints]
-        for k, jt in enumerate(joints):
+        spring_row = {int(k): r for r, k in enumerate(plan.spring_joints)}
+        lin, ang = {}, {}
+        for k, jt in enumerate(plan.joints):
             c = bt.BulletGenericConstraint(self.nodes[layout.a[k]], self.nodes[layout.b[k]],
-                                           self._transform(layout.frame_a[k]), self._transform(layout.frame_b[k]),
-                                           True)
+                                           plan.frame_a[k], plan.frame_b[k], True)
             for axis in range(3):
                 c.set_linear_limit(axis, float(jt.linear_lower[axis]), float(jt.linear_upper[axis]))
                 c.set_angular_limit(axis, math.degrees(float(jt.angular_lower[axis])),
                                     math.degrees(float(jt.angular_upper[axis])))
-            kl = np.asarray(jt.spring_linear, np.float64)
-            ka = np.asarray(jt.spring_angular, np.float64)
-            if np.any(kl != 0) or np.any(ka != 0):
-                row = len(spring_joints)
-                spring_joints.append(k)
-                k_lin.append(kl)
-                k_ang.append(ka)
+            if k in spring_row:
+                row = spring_row[k]
                 motor = c.get_translational_limit_motor()
-                if np.any(kl != 0):
-                    self._lin_motors.append((motor, row))
                 for axis in range(3):
-                    if kl[axis] != 0:
+                    if plan.k_lin[row, axis] != 0:
                         motor.set_motor_enabled(axis, True)
-                    if ka[axis] != 0:
+                        lin[row] = motor
+                    if plan.k_ang[row, axis] != 0:
                         rot = c.get_rotational_limit_motor(axis)
                         rot.set_motor_enabled(True)
-                        self._ang_motors.append((rot, row, axis))
+                        ang[row, axis] = rot
             self.world.attach_constraint(c, True)     # True: the joined bodies do not collide
             self.constraints.append(c)
-        self._spring_joints = np.array(spring_joints, np.int64)
-        self._k_lin = np.array(k_lin, np.float64).reshape(-1, 3)
-        self._k_ang = np.array(k_ang, np.float64).reshape(-1, 3)
-        self._ang_rows = np.array([r for _, r, _ in self._ang_motors], np.int64)
-        self._ang_axes = np.array([a for _, _, a in self._ang_motors], np.int64)
-        self._dynamic = np.flatnonzero(layout.dynamic)
-        self._kinematic = np.flatnonzero(~layout.dynamic)
+        self._lin_motors = [lin[int(r)] for r in plan.lin_rows]
+        self._ang_motors = [ang[int(r), int(a)] for r, a in zip(plan.ang_rows, plan.ang_axes)]
+        # bound setters, called from C through map(operator.call, ...) (a Python loop costs as much again)
+        self._ang_velocity = [m.set_target_velocity for m in self._ang_motors]
+        self._ang_force = [m.set_max_motor_force for m in self._ang_motors]
+        self._dyn_nodes = [self.nodes[k] for k in plan.dynamic.tolist()]
+        self._dynamic, self._kinematic = plan.dynamic, plan.kinematic
+        self.written = plan.written
         self._equilibrium = None
         self._bodies = None          # (B, 4, 4) the state after the last step, or None (read afresh)
-        # bones a dynamic body writes back to (the first body of a bone wins), and every bone below one,
-        # parent-first: what a step recomputes
-        self._writer_of: dict[int, int] = {}
-        for k in self._dynamic:
-            if layout.bone[k] >= 0:
-                self._writer_of.setdefault(int(layout.bone[k]), int(k))
-        self._inv_offset = _inv(layout.offset)
-        below = np.zeros(len(parent), bool)
-        for b in range(len(parent)):
-            q = b
-            while q >= 0 and not below[b]:
-                if q in self._writer_of:
-                    below[b] = True
-                q = int(parent[q])
-        affected = [int(b) for b in np.lexsort((np.arange(len(parent)), depth)) if below[b]]
-        self.written = np.array([b for b in affected if b in self._writer_of], np.int64)
-        self._levels = []          # (bones at one depth (k,), their body or -1 (k,)), shallowest first
-        for d in sorted({int(depth[b]) for b in affected}):
-            idx = np.array([b for b in affected if depth[b] == d], np.int64)
-            self._levels.append((idx, np.array([self._writer_of.get(int(b), -1) for b in idx], np.int64)))
         self.frames = 0
-        lo = np.array([model.joints[j].linear_lower for j in layout.joints], np.float64).reshape(-1, 3)
-        hi = np.array([model.joints[j].linear_upper for j in layout.joints], np.float64).reshape(-1, 3)
-        self._lo, self._hi, self._free = lo, hi, lo > hi
-        arms = np.linalg.norm(layout.frame_a[:, :3, 3], axis=1) + np.linalg.norm(layout.frame_b[:, :3, 3], axis=1)
-        self._slack = 0.1 * layout.scale + 0.5 * arms
-        self._reach = 2.0 * (layout.scale + layout.reach)
 
     # ------------------------------------------------------------------------------ transforms
-    def _transform(self, m: np.ndarray):
-        """A panda3d TransformState from a rigid (4, 4) matrix."""
-        from panda3d.core import Quat
-
-        q = Q.from_matrix(m[:3, :3]).tolist()
-        return self._ts.make_pos_quat_scale(self._point3(*m[:3, 3].tolist()), Quat(q[3], q[0], q[1], q[2]),
-                                            self._one)
-
     def _place(self, ks, frames: np.ndarray) -> None:
         """Set the bodies ``ks`` to the rigid frames (k, 4, 4)."""
-        from panda3d.core import Quat
-
         if not len(ks):
             return
         qs = Q.from_matrix(frames[:, :3, :3]).tolist()
         ps = frames[:, :3, 3].tolist()
-        make, point, one = self._ts.make_pos_quat_scale, self._point3, self._one
+        make, point, quat, one, nodes = self._make, self._point3, self._quat, self._one, self.nodes
         for k, q, p in zip(ks, qs, ps):
-            self.nodes[k].set_transform(make(point(*p), Quat(q[3], q[0], q[1], q[2]), one))
+            nodes[k].set_transform(make(point(*p), quat(q[3], q[0], q[1], q[2]), one))
+
+    def _read(self, nodes) -> tuple[np.ndarray, np.ndarray]:
+        """(k, 4) x, y, z, w rotations and (k, 3) positions of ``nodes``, one array conversion in all."""
+        flat = []
+        add = flat.extend
+        for node in nodes:
+            t = node.get_transform()
+            add(t.get_quat())
+            add(t.get_pos())
+        flat = np.array(flat, np.float64).reshape(-1, 7)
+        return flat[:, [1, 2, 3, 0]], flat[:, 4:]
 
     def body_matrices(self) -> np.ndarray:
         """(B, 4, 4) the bodies' current frames (model space)."""
-        pos, quat = [], []
-        for node in self.nodes:
-            t = node.get_transform()
-            pos.append(tuple(t.get_pos()))
-            quat.append(tuple(t.get_quat()))
-        quat = np.array(quat, np.float64).reshape(-1, 4)
-        return Q.compose(quat[:, [1, 2, 3, 0]], np.array(pos, np.float64).reshape(-1, 3))
+        quat, pos = self._read(self.nodes)
+        return Q.compose(quat, pos)
 
     def _body_targets(self, world: np.ndarray) -> np.ndarray:
         lay = self.layout
@@ -320,55 +378,55 @@ class PhysicsWorld:
         zero = self._vec3(0, 0, 0)
         self._place(range(len(self.nodes)), targets)
         self._bodies = None
-        for node in self.nodes:
-            if not node.is_kinematic():
-                node.set_linear_velocity(zero)
-                node.set_angular_velocity(zero)
+        for node in self._dyn_nodes:
+            node.set_linear_velocity(zero)
+            node.set_angular_velocity(zero)
         if self._equilibrium is None:
             self._equilibrium = self._joint_offsets(targets)
+            plan = self.plan
+            j = plan.spring_joints
+            self._eq_spring = (self._equilibrium[0][j], self._equilibrium[1][j])
 
     def _joint_offsets(self, bodies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per joint, (J, 3) frame B's origin in frame A and (J, 3) Bullet's Euler angles of A^-1 B."""
         lay = self.layout
-        fa = bodies[lay.a] @ lay.frame_a
-        fb = bodies[lay.b] @ lay.frame_b
-        ra = fa[:, :3, :3]
-        linear = np.einsum("jki,jk->ji", ra, fb[:, :3, 3] - fa[:, :3, 3])
-        angular = bullet_euler_xyz(np.swapaxes(ra, 1, 2) @ fb[:, :3, :3])
-        return linear, angular
+        return _offsets(bodies[lay.a] @ lay.frame_a, bodies[lay.b] @ lay.frame_b)
 
     def _update_springs(self, bodies: np.ndarray, h: float) -> None:
         """Bullet's spring: each sprung axis's limit motor pushes back toward the rest offset (module doc)."""
-        if not self._spring_joints.size:
+        plan = self.plan
+        if not plan.spring_joints.size:
             return
-        linear, angular = self._joint_offsets(bodies)
-        eq_l, eq_a = self._equilibrium
+        linear, angular = _offsets(bodies[plan.spring_a] @ plan.spring_frame_a,
+                                   bodies[plan.spring_b] @ plan.spring_frame_b)
+        eq_l, eq_a = self._eq_spring
         fps = 1.0 / h
         vel = fps / SOLVER_ITERATIONS        # * damping, 1 as in Bullet
-        j = self._spring_joints
-        f_lin = (linear[j] - eq_l[j]) * self._k_lin
-        f_ang = -(angular[j] - eq_a[j]) * self._k_ang
-        vec3 = self._vec3
-        for motor, i in self._lin_motors:
-            f = f_lin[i]
-            motor.set_target_velocity(vec3(*(vel * f).tolist()))
-            motor.set_max_motor_force(vec3(*(np.abs(f) / fps).tolist()))
-        f = f_ang[self._ang_rows, self._ang_axes].tolist()
-        for (motor, _, _), fk in zip(self._ang_motors, f):
-            motor.set_target_velocity(vel * fk)
-            motor.set_max_motor_force(abs(fk) / fps)
+        if self._lin_motors:
+            f = (linear[plan.lin_rows] - eq_l[plan.lin_rows]) * plan.k_lin[plan.lin_rows]
+            vec3 = self._vec3
+            for motor, v, m in zip(self._lin_motors, (vel * f).tolist(), (np.abs(f) / fps).tolist()):
+                motor.set_target_velocity(vec3(*v))
+                motor.set_max_motor_force(vec3(*m))
+        f = -(angular[plan.ang_rows, plan.ang_axes] - eq_a[plan.ang_rows, plan.ang_axes]) \
+            * plan.k_ang[plan.ang_rows, plan.ang_axes]
+        _drain(map(operator.call, self._ang_velocity, (vel * f).tolist()))
+        _drain(map(operator.call, self._ang_force, (np.abs(f) / fps).tolist()))
 
     def step(self, world: np.ndarray, frames: int = 1) -> np.ndarray:
         """Advance ``frames`` MMD frames with the kinematic bodies at their bones in ``world`` (n, 4, 4, the
         before-physics bone frames); returns a copy of ``world`` with the bones of dynamic bodies (and
         their descendants) replaced by the physics result."""
+        kin = self._kinematic
         targets = self._body_targets(world)
         h = 1.0 / (FRAME_RATE * SUBSTEPS)
-        self._place(self._kinematic, targets[self._kinematic])
+        self._place(kin, targets[kin])
         # the bodies' frames: kinematic ones as placed, dynamic ones as read after each sub-step (the
         # state after the previous step is kept, mode-2 pins included, so a frame reads them once less)
-        bodies = self._bodies if self._bodies is not None else self.body_matrices()
-        bodies[self._kinematic] = targets[self._kinematic]
+        if self._bodies is None:
+            self._bodies = self.body_matrices()
+        bodies = self._bodies
+        bodies[kin] = targets[kin]
         for i in range(frames * SUBSTEPS):
             if i:
                 self._read_dynamic(bodies)
@@ -376,53 +434,42 @@ class PhysicsWorld:
             self.world.do_physics(h, 0, h)        # max_substeps 0: exactly one step of h
         self.frames += frames
         self._read_dynamic(bodies)
-        out = self._write_back(world, bodies)      # moves the mode-2 bodies in ``bodies`` too
-        self._bodies = bodies
-        return out
+        return self._write_back(world, bodies)      # moves the mode-2 bodies in ``bodies`` too
 
     def _read_dynamic(self, bodies: np.ndarray) -> None:
         """Refresh the dynamic bodies' rows of ``bodies`` (B, 4, 4) from the engine."""
-        dyn = self._dynamic
-        if not dyn.size:
-            return
-        pos, quat = [], []
-        for k in dyn.tolist():
-            t = self.nodes[k].get_transform()
-            pos.append(tuple(t.get_pos()))
-            quat.append(tuple(t.get_quat()))
-        quat = np.array(quat, np.float64)
-        bodies[dyn] = Q.compose(quat[:, [1, 2, 3, 0]], np.array(pos, np.float64))
+        if self._dynamic.size:
+            bodies[self._dynamic] = Q.compose(*self._read(self._dyn_nodes))
 
     def _write_back(self, world: np.ndarray, bodies: np.ndarray) -> np.ndarray:
         """Bones of dynamic bodies take their body's frame (mode 1) or rotation (mode 2: the position its
         parent gives it, and its body is moved there, as MMD does); their other descendants keep their
         before-physics local transforms under the moved parents. One batched step per hierarchy depth."""
+        plan = self.plan
         out = world.copy()
-        lay = self.layout
-        parent = self.parent
-        pinned_k, pinned = [], []
-        for idx, writer in self._levels:
-            p = parent[idx]
-            base = world[idx].copy()
-            has = p >= 0
-            if has.any():
-                pi, bi = p[has], idx[has]
-                base[has] = out[pi] @ (_inv(world[pi]) @ world[bi])
-            w = writer >= 0
-            if w.any():
-                k = writer[w]
-                frame = bodies[k] @ self._inv_offset[k]
-                two = lay.mode[k] == 2
-                frame[two, :3, 3] = base[w][two, :3, 3]
-                base[w] = frame
-                if two.any():
-                    pinned_k.extend(k[two].tolist())
-                    pinned.append(frame[two] @ lay.offset[k[two]])
+        if not plan.aff.size:
+            return out
+        has = plan.aff_parent >= 0
+        local = world[plan.aff].copy()               # before-physics frames in their parents' frames
+        local[has] = _inv(world[plan.aff_parent[has]]) @ local[has]
+        frame = bodies[plan.writers] @ plan.inv_offset[plan.writers]
+        for idx, rows, parents, has, one, two in plan.levels:
+            if parents is not None:
+                base = out[parents] @ local[rows]
+            else:
+                base = local[rows]
+                if has.any():
+                    base[has] = out[self.parent[idx[has]]] @ base[has]
+            if one is not None:
+                base[one[0]] = frame[one[1]]
+            if two is not None:
+                base[two[0], :3, :3] = frame[two[1], :3, :3]
             out[idx] = base
-        if pinned_k:
-            pinned = np.concatenate(pinned)
-            self._place(pinned_k, pinned)
-            bodies[pinned_k] = pinned
+        if plan.pinned.size:
+            k = plan.pinned_bodies
+            pinned = out[plan.written[plan.pinned]] @ self.layout.offset[k]
+            self._place(k, pinned)     # its rotation re-derived from the matrix, as before (bytes kept)
+            bodies[k] = pinned
         return out
 
     def exploded(self, world: np.ndarray) -> str | None:
@@ -441,16 +488,16 @@ class PhysicsWorld:
         dyn = self._dynamic
         if dyn.size:
             far = np.linalg.norm(bodies[dyn, :3, 3] - self._body_targets(world)[dyn, :3, 3], axis=1)
-            if far.max() > self._reach:
-                return f"a rigid body is {far.max():.1f} units from its bone (bound {self._reach:.1f})"
+            if far.max() > self.plan.reach:
+                return f"a rigid body is {far.max():.1f} units from its bone (bound {self.plan.reach:.1f})"
         if len(lay.joints):
             linear, _ = self._joint_offsets(bodies)
-            outside = np.where(self._free, 0.0, np.maximum(self._lo - linear, 0) + np.maximum(linear - self._hi, 0))
-            excess = np.linalg.norm(outside, axis=1) - self._slack
+            outside = np.where(self.plan.free, 0.0, np.maximum(self.plan.lo - linear, 0) + np.maximum(linear - self.plan.hi, 0))
+            excess = np.linalg.norm(outside, axis=1) - self.plan.slack
             k = int(np.argmax(excess))
             if excess[k] > 0:
                 return (f"joint {self.model.joints[lay.joints[k]].name!r} is stretched "
-                        f"{np.linalg.norm(outside[k]):.1f} units past its limits (bound {self._slack[k]:.1f})")
+                        f"{np.linalg.norm(outside[k]):.1f} units past its limits (bound {self.plan.slack[k]:.1f})")
         return None
 
 
@@ -482,18 +529,17 @@ class Physics:
         self.model, self.skeleton = model, skeleton
         self.settings = settings or SettleSettings()
         self.layout = Layout.build(model, usable)
-        classes = {(model.rigid_bodies[i].group, model.rigid_bodies[i].no_collision_mask) for i in self.layout.bodies}
-        if len(classes) > 32:       # checked here too, so a character fails once, at load, not per view
-            raise PhysicsUnavailable(f"{model.path or 'model'}: {len(classes)} distinct collision "
-                                     f"group/mask pairs, more than the 32 the engine's filter can hold")
+        # built here, so a character with too many collision classes fails once, at load, not per view
+        self.plan = _Plan(model, self.layout, skeleton.parent, skeleton.depth)
         self.active = bool(self.layout.dynamic.any())
         self.rest_world = skeleton.pose().world
+        self._rest_quats = Q.from_matrix(self.rest_world[:, :3, :3])
         self.fallbacks = 0
         self.last_fallback: str | None = None
 
     def world(self) -> PhysicsWorld:
         """A fresh world with the bodies at the rest pose."""
-        w = PhysicsWorld(self.model, self.layout, self.skeleton.parent, self.skeleton.depth)
+        w = PhysicsWorld(self.model, self.layout, self.skeleton.parent, self.skeleton.depth, self.plan)
         w.reset(self.rest_world)
         return w
 
@@ -508,7 +554,7 @@ class Physics:
         def hook(target: np.ndarray):
             w = self.world()
             rest = self.rest_world
-            q0, q1 = Q.from_matrix(rest[:, :3, :3]), Q.from_matrix(target[:, :3, :3])
+            q0, q1 = self._rest_quats, Q.from_matrix(target[:, :3, :3])
             try:
                 out = target
                 for f in range(1, n_frames + 1):
@@ -548,7 +594,7 @@ class MotionPhysics:
     def _restart(self, frame: float) -> None:
         start = np.floor(2.0 * (frame - self.warmup)) / 2.0
         self._w = PhysicsWorld(self.physics.model, self.physics.layout, self.physics.skeleton.parent,
-                               self.physics.skeleton.depth)
+                               self.physics.skeleton.depth, self.physics.plan)
         self._w.reset(self.world_at(start))
         self._t = start
 

@@ -83,14 +83,17 @@ def from_matrix(m: np.ndarray) -> np.ndarray:
     m00, m11, m22 = r[:, 0, 0], r[:, 1, 1], r[:, 2, 2]
     four = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], 1)
     k = np.argmax(four, 1)
-    s = 2.0 * np.sqrt(np.maximum(four[np.arange(len(k)), k], 1e-300))       # 4 * the largest component
+    rows = np.arange(len(k))
+    s = 2.0 * np.sqrt(np.maximum(four[rows, k], 1e-300))       # 4 * the largest component
     d21, d02, d10 = r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]
     s01, s02, s12 = r[:, 0, 1] + r[:, 1, 0], r[:, 0, 2] + r[:, 2, 0], r[:, 1, 2] + r[:, 2, 1]
-    cand = np.stack([np.stack([d21, d02, d10, 0.25 * s * s], 1),       # w largest (x, y, z, w) * s
-                     np.stack([0.25 * s * s, s01, s02, d21], 1),       # x largest
-                     np.stack([s01, 0.25 * s * s, s12, d02], 1),       # y largest
-                     np.stack([s02, s12, 0.25 * s * s, d10], 1)], 1)   # z largest
-    q = cand[np.arange(len(k)), k] / s[:, None]
+    ss = 0.25 * s * s
+    # the four candidates (x, y, z, w) * s, one stack (the physics calls this every frame)
+    cand = np.stack([d21, d02, d10, ss,        # w largest
+                     ss, s01, s02, d21,        # x largest
+                     s01, ss, s12, d02,        # y largest
+                     s02, s12, ss, d10], 1).reshape(-1, 4, 4)   # z largest
+    q = cand[rows, k] / s[:, None]
     q *= np.where(q[:, 3:4] < 0, -1.0, 1.0)
     return normalize(q).reshape(m.shape[:-2] + (4,))
 
