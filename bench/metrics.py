@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             from conr.toy import write_toy_shards
 
             data = Path(tmp) / "data"
-            write_toy_shards(data, characters=16, views=6, size=64, val_characters=4, per_shard=4)
+            write_toy_shards(data, characters=24, views=6, size=64, val_characters=8, per_shard=4, chunks=4)
             run = Path(tmp) / "run"
             subprocess.run([sys.executable, "-m", "conr.cli", "train", "--config", "tiny", "--data", str(data),
                             "--out", str(run), "--steps", str(a.steps), "--set", "data.num_workers=0",
