@@ -1,4 +1,4 @@
-"""Benchmark one CoNR training step (forward + backward) against the plain U-Net baseline.
+"""Benchmark one CoNR training step (forward + backward) of each config against the plain U-Net baseline.
 
 A training sample is the paper's: m = 4 reference views and k = 4 composites at 256 px; the UDP detector
 runs on the k composites, their fused detection drives the renderer over the m views (CoNR.forward_train);
@@ -14,6 +14,9 @@ Peak memory:
         figure is that process's peak RSS (getrusage ru_maxrss) minus its RSS just before the first step.
         It includes allocator caching and the gradients of the first backward, and is per step (batch),
         not divided by the batch.
+
+Configs: ``paper`` and ``paper-wide`` (the paper at the official CINN's ~96M-parameter renderer capacity)
+by default (--config takes a comma-separated list), each beside --baseline.
 
 Usage:
   python bench/model.py --quick                               # CPU smoke run (1 warm-up + 2 timed steps)
@@ -92,6 +95,7 @@ def measure(job: dict) -> dict:
     return {
         "name": job["name"], "config": job["config"], "model": cfg.to_dict(),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "renderer_parameters": sum(p.numel() for p in model.renderer.parameters()),
         "flops_per_sample": flops["total"], "forward_flops_per_sample": flops["forward"],
         "step_times_s": times,
         "median_s_per_sample": statistics.median(times) / job["batch"],
@@ -106,7 +110,8 @@ def measure(job: dict) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="paper", help="model config (preset or file) to measure")
+    p.add_argument("--config", default="paper,paper-wide",
+                   help="model configs (presets or files, comma-separated) to measure")
     p.add_argument("--baseline", default="unet-baseline", help="config measured beside it")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--amp", default="none", choices=("none", "bf16"), help="autocast dtype")
@@ -126,10 +131,11 @@ def main(argv=None) -> int:
                                              "steps", "threads")}
     ctx = mp.get_context("spawn")  # a fresh process per model: clean peak RSS / CUDA peak
     results = []
-    for name, config in (("conr", args.config), ("baseline", args.baseline)):
+    configs = [c for c in args.config.split(",") if c]
+    for name, config in [(c, c) for c in configs] + [("baseline", args.baseline)]:
         with ctx.Pool(1) as pool:
             results.append(pool.apply(measure, ({"name": name, "config": config, **common},)))
-    base = results[1]
+    base = results[-1]
     for r in results:
         r["ratio_to_baseline"] = {
             "time": r["median_s_per_sample"] / base["median_s_per_sample"],
@@ -143,13 +149,13 @@ def main(argv=None) -> int:
           f"{args.device} ({results[0]['device_name'] or 'cpu'}, "
           f"{results[0]['threads']} threads), amp {args.amp}, channels-last {args.channels_last}, "
           f"{args.steps} timed steps")
-    header = (f"{'model':<10}{'config':<16}{'params M':>9}{'GFLOP':>9}{'median ms':>11}{'min-max ms':>15}"
+    header = (f"{'model':<12}{'config':<16}{'params M':>9}{'rend. M':>8}{'GFLOP':>9}{'median ms':>11}{'min-max ms':>15}"
               f"{'GFLOP/s':>9}{'peak MiB':>10}{'x time':>8}{'x mem':>7}{'x flop':>8}")
     print(header)
     print("-" * len(header))
     for r in results:
         rr = r["ratio_to_baseline"]
-        print(f"{r['name']:<10}{r['config']:<16}{r['parameters'] / 1e6:>9.1f}"
+        print(f"{r['name']:<12}{r['config']:<16}{r['parameters'] / 1e6:>9.1f}{r['renderer_parameters'] / 1e6:>8.1f}"
               f"{r['flops_per_sample'] / 1e9:>9.1f}{r['median_s_per_sample'] * 1e3:>11.0f}"
               f"{r['min_s_per_sample'] * 1e3:>7.0f}-{r['max_s_per_sample'] * 1e3:<7.0f}"
               f"{r['flops_per_sample'] / r['median_s_per_sample'] / 1e9:>9.1f}"

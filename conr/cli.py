@@ -54,7 +54,7 @@ def info(config: str, list_presets: bool, as_json: bool):
     # torch is imported here so that `conr --help` stays fast
     from conr.config import load_config
     from conr.nn.conr import CoNR
-    from conr.stats import flops_per_sample, parameter_counts
+    from conr.stats import OFFICIAL, flops_per_sample, parameter_counts
 
     try:
         cfg = load_config(config).model
@@ -68,6 +68,9 @@ def info(config: str, list_presets: bool, as_json: bool):
         "sample": {"image_size": cfg.image_size, "views": cfg.views, "composites": cfg.composites},
         "parameters": counts,
         "flops_per_sample": flops,
+        "official": {**OFFICIAL, "flops": None,
+                     "ratio": {"parameters": counts["total"] / OFFICIAL["parameters"],
+                               "renderer_parameters": counts["renderer"] / OFFICIAL["renderer_parameters"]}},
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -83,6 +86,14 @@ def info(config: str, list_presets: bool, as_json: bool):
         click.echo(f"  {key:<20}{flops[key] / 1e9:>10.2f} GFLOP")
     for name, f in flops["forward_by_module"].items():
         click.echo(f"    {name:<18}{f / 1e9:>10.2f} GFLOP forward")
+    o = report["official"]
+    click.echo(f"beside the official inference model ({OFFICIAL['source']}):")
+    click.echo(f"  {'':<20}{'this config':>14}{'official':>14}{'ratio':>8}")
+    click.echo(f"  {'parameters':<20}{counts['total']:>14,}{OFFICIAL['parameters']:>14,}"
+               f"{o['ratio']['parameters']:>8.2f}")
+    click.echo(f"  {'renderer parameters':<20}{counts['renderer']:>14,}{OFFICIAL['renderer_parameters']:>14,}"
+               f"{o['ratio']['renderer_parameters']:>8.2f}")
+    click.echo(f"  {'GFLOP/train sample':<20}{flops['total'] / 1e9:>14.1f}{'not known':>14}")
 
 
 @main.command()

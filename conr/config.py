@@ -65,7 +65,8 @@ class ModelConfig:
             split their output into remote and local halves, so those three must be even.
         message_passing: how many times the per-view sub-networks exchange messages, 1..3. The last
             exchange is always the gather into D4; 3 exchanges at every block (paper), 1 only at the gather.
-        warping: predict a 2-channel flow per block and warp the remote half onto the target.
+        warping: predict a 2-channel flow per block (accumulated over the blocks), warp the remote half
+            onto the target and pre-warp each view's skip features and alpha before the next block.
         cinn: collaborative inference (one sub-network per reference view, shared weights, averaged
             messages). False gives the paper's plain U-Net baseline, whose encoder takes the ``views``
             references and the target UDP concatenated (so it only takes n == views at inference).
@@ -140,6 +141,9 @@ PRESET_TABLE: dict[str, Preset] = {
     "no-photo": Preset({"loss.photo": 0.0}, "Table 4 w/o L_photo"),
     "no-vgg": Preset({"loss.vgg": 0.0}, "Table 4 w/o L_vgg"),
     "mp1": Preset({"model.message_passing": 1}, "messaging 1 time"),
+    "paper-wide": Preset({"model.renderer_widths": [1536, 768, 384, 128]},
+                         "none: the paper preset at the official CINN's capacity (renderer 98.7M parameters, "
+                         "the official ~96M; `paper` keeps the 10.1M renderer)"),
 }
 
 

@@ -14,6 +14,12 @@ from conr.config import ModelConfig
 from conr.nn.conr import CoNR
 
 
+# The official CoNR inference model, as counted by issue #15's review of the official inference code
+# (its networks' parameters, not stated in the paper): the whole model, and its CINN renderer.
+OFFICIAL = {"parameters": 180_000_000, "renderer_parameters": 96_000_000,
+            "source": "counted from the official inference code in issue #15; the paper states no size"}
+
+
 def parameter_counts(model: nn.Module, depth: int = 2) -> dict[str, int]:
     """{'total': N, 'encoder': N, 'renderer.decoder.blocks': N, ...}: parameters per module, ``depth``
     levels down; a module that is its parent's only child with parameters does not use up a level."""

@@ -38,13 +38,21 @@ def up2(x: torch.Tensor) -> torch.Tensor:
 
 
 def udp_pyramid(udp: torch.Tensor, strides: tuple[int, ...]) -> dict[int, torch.Tensor]:
-    """UDP (N, 4, H, W) -> {stride: (N, 4, H/stride, W/stride)} by nearest sampling.
+    """UDP (N, 4, H, W) -> {stride: (N, 4, H/stride, W/stride)} by area averaging all four channels.
 
-    Nearest, as the paper says: averaging landmarks across a silhouette edge would invent landmarks that
-    belong to no surface point (and fractional occupancy).
+    A UDP image stores xyz premultiplied by occupancy (zeros on the background; :func:`fuse_detections`
+    writes xyz * occupancy), like premultiplied RGBA. The area mean of a stride x stride block is then the
+    premultiplied form of (occupancy-weighted mean xyz of the block's occupied pixels, mean occupancy):
+    a block that is all body keeps its mean landmark, a block on the silhouette gets fractional occupancy
+    without its xyz being pulled towards the background's zeros, and the occupancy at every stride is
+    exactly the coverage :func:`alpha_pyramid` gives the reference alphas. Both are centre-aligned: the
+    value of block (i, j) describes the pixels it covers, where nearest sampling would have taken its
+    top-left pixel (half a block up and left of its centre, and blind to the rest of the block). Only blocks
+    straddling a depth edge mix two surfaces' landmarks, which the decoder's bilinear feature resampling
+    does at such blocks anyway.
     """
     H, W = udp.shape[-2:]
-    return {s: udp if s == 1 else F.interpolate(udp, size=(H // s, W // s), mode="nearest") for s in strides}
+    return {s: udp if s == 1 else F.interpolate(udp, size=(H // s, W // s), mode="area") for s in strides}
 
 
 def alpha_pyramid(alpha: torch.Tensor, strides: tuple[int, ...]) -> dict[int, torch.Tensor]:

@@ -4,13 +4,17 @@ Every reference view runs its own copy of the decoder (weights shared: views are
 decoder block D1..D3 (strides 16, 8, 4) takes
 
     [upsampled local half + message from the block before | encoder skip of this view at this stride |
-     target UDP resized by nearest sampling | this view's alpha coverage | flow so far (when warping)]
+     target UDP area-averaged to this stride | this view's alpha coverage | flow so far (when warping)]
 
 and splits its output channels into a local half (kept by this view) and a remote half, which a 2-channel
 flow warps onto the target before the mean over the OTHER views is handed to the next block (cross-view
-message passing). The last block D4 (stride 2, one per target) gathers the all-view mean of the outputs of
-D1, D2 and D3 with the target UDP and outputs premultiplied RGBA at full resolution. Every cross-view
-operation is a mean, so any n >= 1 works with one set of weights and the order of the views does not matter.
+message passing). The flow is accumulated from block to block (each adds a residual to the one before,
+upsampled). With warping on, D2 and D3 also take this view's encoder skip and alpha pre-warped onto the
+target by that accumulated flow, so every block after the first refines the flow against features that are
+already aligned with the target UDP; with warping off nothing is warped anywhere. The last block D4
+(stride 2, one per target) gathers the all-view mean of the outputs of D1, D2 and D3 with the target UDP and
+outputs premultiplied RGBA at full resolution. Every cross-view operation is a mean, so any n >= 1 works
+with one set of weights and the order of the views does not matter.
 
 Shapes: B targets' batch, T targets per sheet, n views, N = B * T, H x W the image (multiples of 32).
 """
@@ -125,6 +129,14 @@ class CollaborativeDecoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.gather = GatherBlock(sum(widths[:3]) + 4, widths[3])
 
+    @staticmethod
+    def prewarp(skip: torch.Tensor, alpha: torch.Tensor | None, flow: torch.Tensor):
+        """A view's own encoder skip (M, C, h, w) and alpha (M, 1, h, w) or None, backward-warped onto the
+        target by its accumulated flow (M, 2, h, w) in pixels of this scale, before the block that refines
+        that flow: it then matches aligned features against the target UDP (the official network warps
+        each view's reference and features at every level the same way)."""
+        return warp(skip, flow), None if alpha is None else warp(alpha, flow)
+
     def forward(self, feats, alphas, udp):
         N, n = feats[32].shape[:2]
         H, W = udp.shape[-2:]
@@ -136,10 +148,12 @@ class CollaborativeDecoder(nn.Module):
         x = up2(feats[32].flatten(0, 1))                             # (N*n, C32, H/16, W/16)
         flow, gathered = None, []
         for i, (block, s) in enumerate(zip(self.blocks, VIEW_STRIDES)):
-            parts = [x, feats[s].flatten(0, 1), per_view(udps[s])]
-            if self.use_alpha:
-                parts.append(alphas[s].flatten(0, 1))
             flow_in = None if flow is None else 2 * up2(flow)       # pixels double with the scale
+            skip = feats[s].flatten(0, 1)
+            alpha = alphas[s].flatten(0, 1) if self.use_alpha else None
+            if flow_in is not None:
+                skip, alpha = self.prewarp(skip, alpha, flow_in)
+            parts = [x, skip, per_view(udps[s])] + ([] if alpha is None else [alpha])
             local, remote, flow = block(torch.cat(parts, 1), flow_in)  # (N*n, w/2, H/s, W/s) each
             out = torch.cat((local, remote), 1).unflatten(0, (N, n))  # (N, n, w, H/s, W/s)
             gathered.append(F.interpolate(out.mean(1), size=(H // 2, W // 2), mode="bilinear",

@@ -84,6 +84,24 @@ def test_info_json_is_valid():
     assert report["parameters"]["total"] == parameter_counts(CoNR(PRESETS["tiny"]))["total"]
     assert report["flops_per_sample"]["total"] > 0
     assert report["sample"] == {"image_size": 64, "views": 4, "composites": 4}
+    assert report["official"]["parameters"] == 180_000_000
+    assert report["official"]["ratio"]["parameters"] == pytest.approx(report["parameters"]["total"] / 180e6)
+
+
+def test_paper_wide_has_the_official_cinns_capacity():
+    """paper-wide: the paper preset with the renderer at ~96M parameters (the official CINN's); paper keeps
+    its narrow renderer and every other field."""
+    from conr.config import run_preset
+
+    wide, paper = run_preset("paper-wide").model, PRESETS["paper"]
+    assert wide.replace(renderer_widths=paper.renderer_widths) == paper
+    result = CliRunner().invoke(main, ["info", "--config", "paper-wide", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert 0.95 < report["parameters"]["renderer"] / 96e6 < 1.1
+    assert report["flops_per_sample"]["total"] > 0 and report["official"]["flops"] is None
+    text = CliRunner().invoke(main, ["info", "--config", "paper-wide"]).output
+    assert "beside the official inference model" in text and "180,000,000" in text
 
 
 def test_info_text_and_help():

@@ -9,7 +9,7 @@ import torch.nn as nn
 from conr.config import PRESETS
 from conr.errors import InputError
 from conr.nn import CoNR
-from conr.nn.blocks import mean_of_others, warp
+from conr.nn.blocks import alpha_pyramid, mean_of_others, udp_pyramid, warp
 from conr.nn.detector import fuse_detections
 
 TINY = PRESETS["tiny"]
@@ -208,3 +208,91 @@ def test_encoder_norm_is_stateless_and_handles_one_pixel_maps():
     norm = InstanceNorm(3)
     norm.bias.data = torch.tensor([0.5, -1.0, 2.0])
     torch.testing.assert_close(norm(torch.rand(2, 3, 1, 1)), norm.bias.view(1, 3, 1, 1).expand(2, 3, 1, 1))
+
+
+def _decoder_inputs(model: CoNR, n: int = 2):
+    """feats/alphas of a tiny model's decoder: zeros but one impulse at (row 3, col 5) of stride 8."""
+    dec = model.renderer.decoder
+    chans = dict(zip((4, 8, 16, 32), model.encoder.channels[1:]))
+    feats = {s: torch.zeros(1, n, c, S // s, S // s) for s, c in chans.items()}
+    alphas = {s: torch.zeros(1, n, 1, S // s, S // s) for s in (16, 8, 4)}
+    feats[8][..., 3, 5] = 1.0
+    alphas[8][..., 3, 5] = 1.0
+    return dec, feats, alphas, chans
+
+
+def _d2_input(dec, feats, alphas, udp):
+    seen = {}
+    hook = dec.blocks[1].register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+    try:
+        with torch.no_grad():
+            dec(feats, alphas, udp)
+    finally:
+        hook.remove()
+    return seen["x"]
+
+
+@pytest.mark.parametrize("warping", [True, False], ids=["warping", "no-warp"])
+def test_prewarp_moves_a_views_skip_and_alpha_by_its_flow(warping):
+    """D1 predicts a constant flow of 1 px right at stride 16 (2 px at stride 8): D2 must see the view's
+    stride-8 skip and alpha impulse 2 px to the left (out[p] = in[p + flow]); with warping off, unmoved."""
+    torch.manual_seed(0)
+    model = CoNR(TINY.replace(warping=warping)).eval()
+    dec, feats, alphas, chans = _decoder_inputs(model)
+    if warping:
+        with torch.no_grad():
+            dec.blocks[0].flow.bias.copy_(torch.tensor([1.0, 0.0]))
+    x = _d2_input(dec, feats, alphas, make_udp(1))
+    c0 = dec.blocks[0].body.conv2.out_channels       # D1's width: the upsampled local + message part
+    skip = x[:, c0:c0 + chans[8]]
+    alpha = x[:, c0 + chans[8] + 4:c0 + chans[8] + 5]
+    col = 3 if warping else 5
+    for t in (skip, alpha):
+        peak = t.abs().amax(dim=(0, 1))              # (h, w)
+        assert peak[3, col] == pytest.approx(1.0, abs=1e-5)
+        assert peak.sum() == pytest.approx(1.0, abs=1e-5), "the impulse is moved whole, not smeared"
+
+
+def test_renderer_output_depends_on_the_prewarp_path():
+    """Same weights, same nonzero flow: turning only the pre-warp into the identity (the renderer before
+    pre-warping) changes the rendering; with a zero flow the pre-warp is the identity and nothing changes."""
+    torch.manual_seed(0)
+    model = CoNR(TINY).eval()
+    dec = model.renderer.decoder
+    refs, udp = make_refs(1, 2), make_udp(1)
+    with torch.no_grad():
+        same = model(refs, udp)
+        dec.prewarp = lambda skip, alpha, flow: (skip, alpha)
+        assert torch.equal(model(refs, udp), same)   # flows start at zero: pre-warp is the identity
+        dec.blocks[0].flow.bias.copy_(torch.tensor([1.5, -0.5]))
+        without = model(refs, udp)
+        del dec.prewarp
+        with_prewarp = model(refs, udp)
+    assert (with_prewarp - without).abs().max() > 1e-4
+
+
+def test_udp_pyramid_is_centre_aligned_with_the_alpha_pyramid():
+    """A body that covers only the bottom-right pixel of every 2x2 block (and then a real silhouette):
+    at each stride the UDP's occupancy is the alpha pyramid's coverage of the same mask (top-left nearest
+    sampling saw no body at all), and xyz / occupancy is the mean landmark of the covered pixels."""
+    occ = torch.zeros(1, 1, S, S)
+    occ[..., 1::2, 1::2] = 1.0
+    xyz = torch.rand(1, 3, S, S) * occ
+    udp = torch.cat((xyz, occ), 1)
+    strides = (16, 8, 4, 2)
+    pyr, cover = udp_pyramid(udp, strides), alpha_pyramid(occ, strides)
+    for s in strides:
+        torch.testing.assert_close(pyr[s][:, 3:], cover[s])
+        assert (pyr[s][:, 3] == 0.25).all()
+    # a silhouette edge that does not fall on block boundaries; a constant landmark inside it
+    occ = torch.zeros(1, 1, S, S)
+    occ[..., 5:41, 3:29] = 1.0
+    udp = torch.cat((torch.tensor([0.2, 0.5, 0.8]).view(1, 3, 1, 1) * occ, occ), 1)
+    pyr, cover = udp_pyramid(udp, strides), alpha_pyramid(occ, strides)
+    for s in strides:
+        torch.testing.assert_close(pyr[s][:, 3:], cover[s])
+        body = pyr[s][:, 3:] > 0
+        landmark = pyr[s][:, :3] / pyr[s][:, 3:].clamp_min(1e-8)
+        torch.testing.assert_close(landmark[body.expand_as(landmark)],
+                                   torch.tensor([0.2, 0.5, 0.8]).view(3, 1).expand(3, int(body.sum())).flatten())
+    assert torch.equal(udp_pyramid(udp, (1,))[1], udp)
