@@ -58,15 +58,16 @@ ORDERINGS += [("table4", f"the full loss beats w/o L_{k}", ("m=4", 4), (f"w/o L_
 
 
 def _resolved(config: str, sets: dict) -> str | None:
-    """The run config that ``conr train --config CONFIG --set ...`` resolves to, as JSON (None when a key is
-    unknown: such a row is run, and reports its own error)."""
+    """The run config (model, train, data and loss) that ``conr train --config CONFIG --set ...`` resolves to,
+    as JSON (None when a key is unknown: such a row is run, and reports its own error)."""
     from conr.config import ConfigError, load_config
 
     try:
         cfg = load_config(config, [f"{k}={v}" for k, v in sets.items()])
     except ConfigError:
         return None
-    return json.dumps({"model": cfg.model.to_dict()}, sort_keys=True, default=str)
+    # the whole run config: rows that differ only in loss weights (Table 4) are different runs
+    return json.dumps(cfg.flat(), sort_keys=True, default=str)
 
 
 def _run(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
