@@ -34,10 +34,14 @@ from udpgen.cli.options import shard_job_options
 @click.option("--physics", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Simulate rigid bodies (hair, skirts, capes): auto = on when the optional panda3d engine "
                    "is installed; off = every bone follows its parent. Recorded in the run's settings.")
+@click.option("--physics-warmup", type=click.FloatRange(0, 10), default=0.0, show_default=True, metavar="SECONDS",
+              help="Simulate this much of a motion before each of its frames that is drawn, as MMD plays it "
+                   "(0: settle the frame from the rest pose, like a random pose; a 1 s warm-up costs about "
+                   "2.6 times as much physics).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def synth(models, motions, out, size, poses, motion_frames, views, views_per_sample, samples_per_shard, workers,
           seed, num_nodes, node_rank, timeout, distributor, ray_address, overwrite, retry_failed, strict, physics,
-          as_json):
+          physics_warmup, as_json):
     """Render a training set: every character in random natural poses and motion frames, seen by random
     cameras, written as train/val shards (1 in 16 characters to val, by character). Reruns resume: shards
     already committed are skipped, the rest come out byte-identical.
@@ -54,7 +58,7 @@ def synth(models, motions, out, size, poses, motion_frames, views, views_per_sam
 
     cfg = SynthConfig(size=size, poses=poses, motion_frames=motion_frames, views=views,
                       views_per_sample=views_per_sample, samples_per_shard=samples_per_shard, seed=seed,
-                      physics=physics)
+                      physics=physics, physics_warmup=physics_warmup)
     with tqdm(unit="view", desc="synth", disable=as_json or not sys.stderr.isatty(), dynamic_ncols=True) as bar:
         summary = synthesize(models, motions, out, cfg, workers=workers, num_nodes=num_nodes, node_rank=node_rank,
                              progress=bar.update, timeout=timeout, overwrite=overwrite,
