@@ -424,5 +424,68 @@ def evaluate(checkpoint, data, max_views, samples, source, holdout, batch, worke
     click.echo(json.dumps(result, indent=2) if as_json else format_table(result))
 
 
+
+# ----------------------------------------------------------------------------------------------------
+# Matting: the segmentation network for busy backgrounds (conr.matte)
+
+
+@main.command("train-matte")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Shards (train-/val-*.tar of `udpgen synth` or `udpgen handdrawn`; bg-*.tar used too).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The checkpoint to write (.pt).")
+@click.option("--steps", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--size", default=128, show_default=True, type=click.IntRange(16), help="Training side (multiple of 8).")
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def train_matte_cmd(data, out, steps, size, batch, seed, as_json):
+    """Train the segmentation network that seeds `udpgen matte --model` on busy backgrounds: the shards'
+    cut-outs composited on the built-in and the shards' backgrounds."""
+    from conr.matte import train_matte
+
+    try:
+        result = train_matte(data, out, steps=steps, size=size, batch=batch, seed=seed,
+                             log=None if as_json else lambda m: click.echo(m, err=True))
+    except _input_errors() as e:
+        raise _one_line(e) from None
+    result["out"] = str(out)
+    click.echo(json.dumps(result, indent=2) if as_json else
+               f"{out}: {steps} steps in {result['seconds']} s, loss {result['loss_first']:.4f} -> "
+               f"{result['loss_last']:.4f} ({result['views']} views, {result['backgrounds']} backgrounds)")
+
+
+@main.command("matte-masks")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("--model", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A checkpoint of `conr train-matte`.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Label maps at INPUT's relative paths (x/y.jpg -> x/y.png), for `udpgen matte --masks`.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def matte_masks(input_path, model, out_dir, as_json):
+    """Label maps (0 background, 1 the character) of the images in INPUT from the segmentation network;
+    `udpgen matte INPUT --masks OUT` turns them into watershed markers."""
+    from pathlib import Path
+
+    from conr.matte import label_maps
+    from udpgen.io.images import list_images
+
+    inp = Path(input_path)
+    root, files = (inp.parent, [inp]) if inp.is_file() else (inp, list_images(inp))
+    failed = []
+    try:
+        for p, why in label_maps(model, files, root, Path(out_dir)):
+            if why is not None:
+                failed.append({"image": str(p), "reason": why})
+                click.echo(f"conr: {p}: {why}", err=True)
+    except _input_errors() as e:
+        raise _one_line(e) from None
+    summary = {"images": len(files), "written": len(files) - len(failed), "failed": len(failed),
+               "failures": failed, "out": str(out_dir)}
+    click.echo(json.dumps(summary, indent=2) if as_json else
+               f"{summary['written']} label map(s) in {out_dir}, {len(failed)} failed")
+    if failed and len(failed) == len(files):
+        raise click.ClickException("no image could be read")
+
+
 if __name__ == "__main__":
     main()

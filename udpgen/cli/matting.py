@@ -97,8 +97,12 @@ def _write_html(path: Path, rows: list[dict]) -> None:
                    "--mask-background is the background, other labels the character; used as markers.")
 @click.option("--mask-background", type=int, default=0, show_default=True,
               help="The background label of the --masks label maps.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A segmentation network of `conr train-matte` (needs the conr package, torch): its mask of "
+                   "each image seeds the matte as a label map would (for busy backgrounds); scribbles and "
+                   "--masks win where an image has them.")
 def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report: bool, as_json: bool,
-              gap_px: float | None, masks_dir: Path | None, mask_background: int):
+              gap_px: float | None, masks_dir: Path | None, mask_background: int, model_path: Path | None):
     """Cut characters out of hand-drawn images: INPUT is an image or a folder of images; each becomes an
     RGBA PNG in --out. Images that already have a meaningful alpha channel are kept as they are.
     Unreadable files are reported one line each and skipped; the exit status is 1 if any failed.
@@ -107,6 +111,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     Examples:
       udpgen matte drawings/ --out cutouts/ --report
       udpgen matte drawings/alice/01.jpg --out cutouts/ --markers scribbles/
+      udpgen matte drawings/ --out cutouts/ --model matte.pt       # busy backgrounds: conr train-matte
     """
     from tqdm import tqdm
 
@@ -114,6 +119,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     from udpgen.drawn.matting import MattingSettings, matte
 
     settings = MattingSettings() if gap_px is None else MattingSettings(gap_px=gap_px)  # bad value: one line
+    segment = _segmenter(model_path) if model_path is not None else None
 
     jobs = collect_inputs(input_path, exclude=out_dir)
     if not jobs:
@@ -141,6 +147,11 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                 if lpath is not None:
                     markers = label_markers(read_label_map(lpath), image.shape[:2], mask_background,
                                             name=str(lpath))
+            if segment is not None and markers is None:
+                from udpgen.drawn.masks import label_markers
+                # the network's edge is coarse: markers stay further inside, the watershed settles the edge
+                markers = label_markers(segment(image), image.shape[:2], 0, name=str(model_path),
+                                        shrink_px=max(2, round(0.015 * max(image.shape[:2]))))
             res = matte(image, markers, settings)
             write_png_atomic(out_dir / rel, res.rgba)
             row.update(output=rel.as_posix(), confidence=round(res.confidence, 4), notes=res.notes,
@@ -176,6 +187,22 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                    + (f"; review {out_dir / 'report.html'}" if report else ""), err=as_json)
     if failed:
         raise click.ClickException(f"{failed} of {len(rows)} file(s) could not be matted (see the messages above)")
+
+
+def _segmenter(model_path: Path):
+    """``--model``: image (H, W, 3|4) uint8 -> (H, W) uint8 label map (0 background, 1 the character) from
+    conr's segmentation network. conr (torch) is imported only here, so udpgen stays torch-free without it."""
+    try:
+        from conr.errors import ConrError
+        from conr.matte import load_matte, predict
+    except ImportError as e:
+        raise UdpgenError(f"--model needs the conr package and torch ({e}); install the toolkit with "
+                          "scripts/install.sh, or use --masks with label maps from `conr matte-masks`") from None
+    try:
+        net, size = load_matte(model_path)
+    except ConrError as e:
+        raise UdpgenError(str(e)) from None
+    return lambda image: (predict(net, size, image[..., :3]) >= 0.5).astype("uint8")
 
 
 def register(group: click.Group) -> None:
