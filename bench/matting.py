@@ -238,11 +238,17 @@ def alpha_errors(alpha, gt) -> tuple[float, float]:
     return float(err.mean()), float(err[band].mean()) if band.any() else 0.0
 
 
-def styles_table(n: int, size: int, rng, photos) -> list[dict]:
+def styles_table(n: int, size: int, rng, photos, model=None) -> list[dict]:
     """Line-art styles (see :func:`synth_character`) on white, a flat colour and a photo: matte() with
-    today's settings against the previous method (plain flood fill, ``gap_px=0``) on the same images."""
+    today's settings against the previous method (plain flood fill, ``gap_px=0``) on the same images, and
+    with ``model`` (a ``conr train-matte`` checkpoint) also matte() seeded by its mask ("matte+model")."""
     from udpgen.drawn.matting import MattingSettings
     methods = {"matte": MattingSettings(), "previous": MattingSettings(gap_px=0)}
+    seed = None
+    if model is not None:
+        from udpgen.drawn.masks import network_markers
+        seed = network_markers(model)
+        methods["matte+model"] = MattingSettings()
     rows = []
     for style in STYLES:
         truth = [synth_character(rng, size, style) for _ in range(n)]
@@ -252,7 +258,7 @@ def styles_table(n: int, size: int, rng, photos) -> list[dict]:
                 v = []
                 for gt, img in zip(truth, imgs):
                     ga = gt[..., 3].astype(np.float32) / 255
-                    a = matte(img, settings=st).alpha
+                    a = matte(img, seed(img) if name == "matte+model" else None, settings=st).alpha
                     v.append((scores(a, ga)[0], *alpha_errors(a, ga)))
                 v = np.array(v)
                 rows.append({"style": style, "background": kind, "method": name, "images": n,
@@ -271,13 +277,16 @@ def main(argv=None):
     ap.add_argument("--styles", type=int, default=8, help="drawings per line-art style and background in the"
                     " styles table (gapped / translucent / soft outlines; 0: skip it)")
     ap.add_argument("--styles-only", action="store_true", help="only the styles table (and the speed figure)")
+    ap.add_argument("--model", default=None, help="a `conr train-matte` checkpoint: the styles table gains "
+                    "'matte+model' (matte seeded by its mask)")
     args = ap.parse_args(argv)
     pin_one_core()
     cv2.setNumThreads(1)
     rng = np.random.default_rng(args.seed)
     if args.styles:
         report("matting_styles", styles_table(args.styles, args.size, np.random.default_rng(args.seed + 1),
-                                              _photos(args.size)), {"size": args.size, "seed": args.seed})
+                                              _photos(args.size), args.model),
+               {"size": args.size, "seed": args.seed, "model": args.model})
     if args.styles_only:
         imgs = [composite_on(synth_character(rng, args.size, st), "white", rng, None)
                 for st in STYLES for _ in range(2)]

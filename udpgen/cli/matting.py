@@ -119,7 +119,11 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     from udpgen.drawn.matting import MattingSettings, matte
 
     settings = MattingSettings() if gap_px is None else MattingSettings(gap_px=gap_px)  # bad value: one line
-    segment = _segmenter(model_path) if model_path is not None else None
+    if model_path is not None:
+        from udpgen.drawn.masks import network_markers
+        segment = network_markers(model_path)
+    else:
+        segment = None
 
     jobs = collect_inputs(input_path, exclude=out_dir)
     if not jobs:
@@ -148,10 +152,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                     markers = label_markers(read_label_map(lpath), image.shape[:2], mask_background,
                                             name=str(lpath))
             if segment is not None and markers is None:
-                from udpgen.drawn.masks import label_markers
-                # the network's edge is coarse: markers stay further inside, the watershed settles the edge
-                markers = label_markers(segment(image), image.shape[:2], 0, name=str(model_path),
-                                        shrink_px=max(2, round(0.015 * max(image.shape[:2]))))
+                markers = segment(image)
             res = matte(image, markers, settings)
             write_png_atomic(out_dir / rel, res.rgba)
             row.update(output=rel.as_posix(), confidence=round(res.confidence, 4), notes=res.notes,
@@ -187,22 +188,6 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                    + (f"; review {out_dir / 'report.html'}" if report else ""), err=as_json)
     if failed:
         raise click.ClickException(f"{failed} of {len(rows)} file(s) could not be matted (see the messages above)")
-
-
-def _segmenter(model_path: Path):
-    """``--model``: image (H, W, 3|4) uint8 -> (H, W) uint8 label map (0 background, 1 the character) from
-    conr's segmentation network. conr (torch) is imported only here, so udpgen stays torch-free without it."""
-    try:
-        from conr.errors import ConrError
-        from conr.matte import load_matte, predict
-    except ImportError as e:
-        raise UdpgenError(f"--model needs the conr package and torch ({e}); install the toolkit with "
-                          "scripts/install.sh, or use --masks with label maps from `conr matte-masks`") from None
-    try:
-        net, size = load_matte(model_path)
-    except ConrError as e:
-        raise UdpgenError(str(e)) from None
-    return lambda image: (predict(net, size, image[..., :3]) >= 0.5).astype("uint8")
 
 
 def register(group: click.Group) -> None:
