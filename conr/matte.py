@@ -64,14 +64,24 @@ class MatteNet(nn.Module):
         return self.head(d1)                                # (B, 1, S, S)
 
 
-def _views(data: str | os.PathLike) -> list[np.ndarray]:
-    """Every view's RGBA (H, W, 4) uint8 of the shards in ``data`` (train and val splits)."""
+def _views(data: str | os.PathLike, keep: int = 4096, seed: int = 0) -> list[np.ndarray]:
+    """The RGBA (H, W, 4) uint8 views of the shards in ``data`` (train and val splits) with a visible
+    character: all of them, or a seeded uniform sample of ``keep`` (reservoir sampling: memory stays
+    bounded however large the shard set)."""
     from udpgen.shards import iter_samples, list_shards
 
     tars = [t for split in ("train", "val") for t in list_shards(data, split)]
     if not tars:
         raise MatteError(f"{data}: no train-/val-*.tar shards to learn cut-outs from")
-    views = [v.rgba for t in tars for s in iter_samples(t) for v in s.views if (v.rgba[..., 3] > 0).any()]
+    rng, views, seen = np.random.default_rng(seed), [], 0
+    for v in (v.rgba for t in tars for s in iter_samples(t) for v in s.views):
+        if not (v[..., 3] > 0).any():
+            continue
+        seen += 1
+        if len(views) < keep:
+            views.append(v)
+        elif (j := int(rng.integers(seen))) < keep:
+            views[j] = v
     if not views:
         raise MatteError(f"{data}: the shards hold no view with a visible character")
     return views
@@ -116,7 +126,7 @@ def train_matte(data: str | os.PathLike, out: str | os.PathLike, *, steps: int =
         raise MatteError(f"size={size}: expected a multiple of 8, at least 16")
     if steps < 1 or batch < 1:
         raise MatteError(f"steps={steps}, batch={batch}: expected at least 1")
-    views = _views(data)
+    views = _views(data, seed=seed)
     backgrounds = [img for _, img in iter_backgrounds(None, size, seed)]
     import cv2
 

@@ -48,11 +48,12 @@ def plan_jobs(paths: list[Path] | None, builtin: bool, size: int, seed: int, per
         if report is not None:
             report(f"{path}: {reason}")
 
-    for src, _ in iter_sources(paths, builtin=builtin, on_error=on_error):
+    files = list_inputs(paths) if paths else []           # walked once: iter_sources takes the files as given
+    for src, _ in iter_sources(files, builtin=builtin, on_error=on_error):
         sources.append(src)
     if not sources:
         raise UdpgenError(f"no background could be read ({len(failed)} file(s) failed)")
-    n_user = len(list_inputs(paths)) if paths else 0
+    n_user = len(files)
     dropped = n_user - len(failed) - sum(s.kind == "file" for s in sources)
     n_shards = -(-len(sources) // per_shard)
     jobs = []
