@@ -15,8 +15,18 @@ Rows (one core, pinned; medians):
     copy of Gene's folder, ``--poses`` random poses x ``--views`` cameras, one worker; the goal is physics
     adding under 50% (``synth_on_per_s >= synth_off_per_s / 1.5``).
 
-    python bench/physics.py [--size 256] [--poses 8] [--views 2] [--model PATH]
-                            [--baseline DIR [--repeats 3]]
+    python bench/physics.py [--size 256] [--poses 8] [--views 2] [--model PATH] [--settle MIN MAX HOLD]
+                            [--baseline DIR [--repeats 3]] [--sweep]
+
+``--settle``: the settling frames (``udpgen synth --physics-settle``) of every row, synth included.
+
+``--sweep``: what the settling length buys, one row per setting (results/physics_settle.json):
+``settle_ms`` per pose on the model; ``vs_reference``: median (and worst) over the poses of the mean distance
+of the physics bones from where a long settle (120 frames eased + 120 held) puts them, as a share of the
+model's size, beside ``reference_spread``, the same distance between two long settles (the floor: the
+bodies never quite come to rest); ``skirt_in_thigh``: skirt vertices inside the raised thigh of a generated
+skirted character (left leg raised 60/75/90 degrees, summed; kinematic in the first row), fewer is better;
+``synth_on_vs_off``: end-to-end synth views/s with physics on at that setting over physics off.
 
 ``--baseline DIR``: another checkout (``git archive main | tar -x -C DIR``) whose bench/physics.py runs
 alternately with this one, ``--repeats`` times each, same arguments, one process per run; prints both
@@ -115,12 +125,16 @@ def _warmup_ms(model, rig, sim, folder: Path) -> dict:
     return out
 
 
-def synth_rate(models: Path, size: int, poses: int, views: int, physics: str) -> tuple[float, int]:
+def synth_rate(models: Path, size: int, poses: int, views: int, physics: str, settle=None) -> tuple[float, int]:
+    from dataclasses import astuple
+
+    from udpgen.rig.physics_world import SettleSettings
     from udpgen.synth.job import SynthConfig, synthesize
 
     out = Path(tempfile.mkdtemp(prefix="bench-physics-"))
     try:
-        cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=views, physics=physics)
+        cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=views, physics=physics,
+                          physics_settle=astuple(settle or SettleSettings()))
         t = time.perf_counter()
         s = synthesize(models, None, out, cfg, workers=1)
         return s["views_written"] / (time.perf_counter() - t), s["physics_fallbacks"]
@@ -135,8 +149,8 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=2, help="cameras per pose in the synth runs")
     ap.add_argument("--model", type=Path, default=SHARED / "assets/gene/Gene.pmd")
     ap.add_argument("--settle", type=int, nargs=3, metavar=("MIN", "MAX", "HOLD"), default=None,
-                    help="settling frames of the per-view rows (default: SettleSettings' defaults; synth "
-                         "always uses the defaults)")
+                    help="settling frames of every row, synth included (default: SettleSettings' defaults)")
+    ap.add_argument("--sweep", action="store_true", help="the settling-length table instead (see above)")
     ap.add_argument("--baseline", type=Path, default=None, help="another checkout to compare against")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each tree with --baseline")
     args = ap.parse_args()
@@ -148,22 +162,122 @@ def main() -> None:
     from udpgen.rig.physics_world import SettleSettings
 
     settle = SettleSettings(*args.settle) if args.settle else SettleSettings()
+    if args.sweep:
+        return sweep(args)
     row = per_view(args.model, args.size, args.poses, settle)
     row["settle_frames"] = f"{settle.min_frames}-{settle.max_frames}+{settle.hold_frames}"
     with tempfile.TemporaryDirectory() as tmp:
-        models = Path(tmp) / "models"
-        models.mkdir()
-        shutil.copy(args.model, models / args.model.name)
-        for sub in ("light", "tex"):                  # the model's texture folders, where present
-            if (args.model.parent / sub).is_dir():
-                shutil.copytree(args.model.parent / sub, models / sub)
+        models = _model_folder(args.model, Path(tmp))
         off, _ = synth_rate(models, args.size, args.poses, args.views, "off")
-        on, fallbacks = synth_rate(models, args.size, args.poses, args.views, "on")
+        on, fallbacks = synth_rate(models, args.size, args.poses, args.views, "on", settle)
     row.update(synth_views=args.poses * args.views, synth_off_per_s=off, synth_on_per_s=on,
                synth_on_vs_off=on / off, synth_fallbacks=fallbacks, goal_added=0.5,
                meets_goal=off / on - 1 <= 0.5)
     report("physics", [row], {"note": "one core; medians over the poses; synth = end-to-end, one worker, "
                                       "physics on vs off in the same run"})
+
+
+def _model_folder(model: Path, tmp: Path) -> Path:
+    """A folder holding only ``model`` and its texture folders: what synth reads."""
+    models = tmp / "models"
+    models.mkdir()
+    shutil.copy(model, models / model.name)
+    for sub in ("light", "tex"):                  # the model's texture folders, where present
+        if (model.parent / sub).is_dir():
+            shutil.copytree(model.parent / sub, models / sub)
+    return models
+
+
+SWEEP = ((10, 20, 8), (15, 30, 10), (20, 40, 10), (30, 60, 10), (60, 90, 30))
+REFERENCE = (120, 120, 120)
+
+
+def _skirted():
+    """(model, rig, skirt vertex indices, left-leg-raised poses) of a generated character with a long skirt."""
+    import dataclasses
+
+    import numpy as np
+
+    from udpgen.rig import Rig
+    from udpgen.rig import quat as Q
+    from udpgen.sample import family
+
+    spec = next(s for s in (family.draw_spec(0, i) for i in range(80)) if s.skirt > 1.2 and s.hair == "short")
+    model, _ = family.build_character(spec)
+    rig = Rig(model)
+    mi = [m.name for m in model.materials].index("スカート")
+    start = sum(m.face_count for m in model.materials[:mi])
+    verts = np.unique(model.faces[start:start + model.materials[mi].face_count])
+    leg = model.bone_index("左足")
+    poses = []
+    for deg in (60, 75, 90):
+        v = rig.rest_values()
+        r = v.rotation.copy()
+        r[leg] = Q.from_axis_angle(np.array([1.0, 0, 0]), np.radians(deg))   # the knee forward and up
+        poses.append(dataclasses.replace(v, rotation=r, ik_enabled=np.zeros_like(v.ik_enabled)))
+    return model, rig, verts, poses
+
+
+def _in_thigh(model, positions, world, verts) -> int:
+    """Skirt vertices inside the left thigh body's capsule (hip to knee, the body's radius)."""
+    import numpy as np
+
+    hip, knee = model.bone_index("左足"), model.bone_index("左ひざ")
+    r = next(rb.size[0] for rb in model.rigid_bodies if rb.name == "左足")
+    a, b = world[hip, :3, 3], world[knee, :3, 3]
+    p = positions[verts]
+    t = np.clip(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+    return int((np.linalg.norm(p - (a + t[:, None] * (b - a)), axis=1) < r).sum())
+
+
+def sweep(args) -> None:
+    import numpy as np
+
+    from udpgen.mmd import load
+    from udpgen.rig import Rig
+    from udpgen.rig.physics_world import Physics, SettleSettings
+    from udpgen.rig.sampler import PoseSampler
+
+    model = load(args.model)
+    rig = Rig(model)
+    values = PoseSampler(rig).sample_many(0, args.poses)
+    targets = [rig.pose_bones(v).world for v in values]
+
+    def settle(frames):
+        sim = Physics(model, rig.skeleton, SettleSettings(*frames))
+        t = time.perf_counter()
+        out = [sim.settle(i)(w) for i, w in enumerate(targets)]
+        ms = 1e3 * (time.perf_counter() - t) / len(targets)
+        return [None if o is None else o[1][:, :3, 3] for o in out], ms, sim.layout.scale
+
+    def spread(a, b, scale):
+        d = [np.linalg.norm(x - y, axis=1).mean() / scale for x, y in zip(a, b) if x is not None and y is not None]
+        return float(np.median(d)), float(np.max(d))
+
+    ref, _, scale = settle(REFERENCE)
+    ref2, _, _ = settle((REFERENCE[0] + 30, REFERENCE[1] + 30, REFERENCE[2] - 30))
+    floor = spread(ref, ref2, scale)
+    sk_model, sk_rig, verts, sk_poses = _skirted()
+    rows = [{"settle": "kinematic", "settle_ms": 0.0, "vs_reference": float("nan"), "vs_reference_worst": float("nan"),
+             "reference_spread": floor[0],
+             "skirt_in_thigh": sum(_in_thigh(sk_model, sk_rig.pose(v).positions, sk_rig.pose_bones(v).world, verts)
+                                   for v in sk_poses), "synth_on_vs_off": 1.0}]
+    with tempfile.TemporaryDirectory() as tmp:
+        models = _model_folder(args.model, Path(tmp))
+        off, _ = synth_rate(models, args.size, args.poses, args.views, "off")
+        for frames in SWEEP:
+            got, ms, _ = settle(frames)
+            med, worst = spread(got, ref, scale)
+            sim = Physics(sk_model, sk_rig.skeleton, SettleSettings(*frames))
+            skirt = sum(_in_thigh(sk_model, sk_rig.pose(v, physics=sim.settle(0)).positions,
+                                  sk_rig.pose_bones(v, physics=sim.settle(0)).world, verts) for v in sk_poses)
+            on, _ = synth_rate(models, args.size, args.poses, args.views, "on", SettleSettings(*frames))
+            rows.append({"settle": "%d-%d+%d" % frames, "settle_ms": ms, "vs_reference": med,
+                         "vs_reference_worst": worst, "reference_spread": floor[0], "skirt_in_thigh": skirt,
+                         "synth_on_vs_off": on / off})
+    report("physics_settle", rows, {"model": args.model.name, "poses": args.poses, "reference": "%d-%d+%d" % REFERENCE,
+                                    "note": "one core; distances are shares of the model's size; synth at "
+                                            f"--size {args.size}, {args.poses} poses x {args.views} views"})
 
 
 def compare(args) -> None:

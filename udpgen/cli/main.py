@@ -10,6 +10,7 @@ import warnings
 
 import click
 
+from udpgen.cli.options import physics_settle_option
 from udpgen.errors import InputWarning, UdpgenError
 
 _SHOW_WARNING = warnings.showwarning
@@ -88,8 +89,10 @@ def inspect(file, motion_path, model_path, as_json):
               help="Simulate rigid bodies (hair, skirts): the pose is reached from the rest pose over a "
                    "settling interval seeded by --physics-seed; auto = on when panda3d is installed.")
 @click.option("--physics-seed", type=int, default=0, show_default=True, help="Seed of the settling interval.")
+@physics_settle_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, physics, physics_seed, as_json):
+def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, physics, physics_seed, physics_settle,
+         as_json):
     """Pose a model and write the mesh with landmark colours (the UDP colours) as vertex colours.
 
     The mesh is right-handed (+Y up, the character facing +Z, MMD units), so any viewer shows it the
@@ -136,9 +139,9 @@ def pose(model_path, motion_path, frame, apose, seed, motion_droop, out, physics
             raise click.UsageError(f"{motion_path} is not a motion (.vmd) or pose (.vpd)")
         if motion_droop is not None:
             values = retarget(values, rest_correction(rig, motion_droop), rig.skeleton.parent)
-    from udpgen.rig.physics_world import character_physics, resolve_physics
+    from udpgen.rig.physics_world import SettleSettings, character_physics, resolve_physics
 
-    sim = character_physics(model, rig.skeleton) if resolve_physics(physics) else None
+    sim = character_physics(model, rig.skeleton, SettleSettings(*physics_settle)) if resolve_physics(physics) else None
     posed = rig.pose(values, physics=sim.settle(physics_seed) if sim is not None else None)
     if physics != "off":
         summary["physics"] = ("none" if sim is None else "fallback" if sim.fallbacks else "simulated")

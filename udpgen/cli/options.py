@@ -1,5 +1,5 @@
-"""Command-line options shared by the commands that run shard jobs (synth, handdrawn): where the jobs run
-and the resume rule, declared once."""
+"""Command-line options shared by several commands, declared once: where shard jobs run and the resume rule
+(synth, handdrawn, backgrounds); how physics settles a still pose (synth, render)."""
 from __future__ import annotations
 
 import click
@@ -27,3 +27,22 @@ def shard_job_options(item: str):
             fn = opt(fn)
         return fn
     return apply
+
+
+SETTLE_DEFAULT = (30, 60, 10)         # SettleSettings' defaults (min, max, hold), shown in --help
+
+
+
+def _settle(ctx, param, value):
+    lo, hi, _ = value
+    if lo < 1 or hi < lo:
+        raise click.BadParameter(f"{' '.join(map(str, value))}: MIN must be >= 1 and MAX >= MIN")
+    return tuple(value)
+
+
+physics_settle_option = click.option(
+    "--physics-settle", type=click.IntRange(0, 600), nargs=3, default=SETTLE_DEFAULT, show_default=True,
+    metavar="MIN MAX HOLD", callback=_settle,
+    help="MMD frames (60/s) a still pose's physics takes: a seeded ease from the rest pose over MIN..MAX "
+         "frames, then HOLD frames at the pose. Shorter is cheaper but less settled (bench/physics.py "
+         "measures both; a skirt has less time to leave a raised leg).")

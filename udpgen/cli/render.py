@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from udpgen.cli.options import physics_settle_option
 from udpgen.errors import UdpgenError
 
 __all__ = ["register", "render_cmd"]
@@ -76,9 +77,10 @@ def _physics_state(simulate: bool, sim, fallbacks_before: int) -> str | None:
 @click.option("--physics", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Simulate rigid bodies (hair, skirts) for each pose: auto = on when the optional panda3d "
                    "engine is installed; off = every bone follows its parent (the kinematic pose).")
+@physics_settle_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed, out_dir, fmt, ortho, no_outline,
-               physics, as_json):
+               physics, physics_settle, as_json):
     """Render paired images of MODEL: for every pose and view, NAME.rgba.png (toon colour, straight alpha),
     NAME.udp.png (16-bit UDP: landmark x, y, z, occupancy) or NAME.udp.npz, and NAME.json (camera
     intrinsics/extrinsics, pose); plus render.json (summary) and preview.png (contact sheet).
@@ -86,7 +88,7 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
     Views are random cameras (seeded) that frame the whole posed character. Without --motion or
     --random-poses the rest pose is rendered. With physics, a VMD motion is simulated forward at MMD's
     60 frames/s from 2 s before the first frame; a random pose (or VPD) is reached from the rest pose over
-    a seeded settling interval (0.5-1 s) and its last state drawn; a pose whose
+    a seeded settling interval (--physics-settle) and its last state drawn; a pose whose
     physics explodes is drawn kinematic and counted (physics_fallbacks in render.json). The GL backend is
     chosen by UDPGEN_GL=auto|egl|osmesa.
 
@@ -103,7 +105,7 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
     from udpgen.render import CameraSampler, EmptyRenderError, Renderer, RenderSettings
     from udpgen.render.files import preview_sheet, write_view
     from udpgen.rig import Rig
-    from udpgen.rig.physics_world import character_physics, resolve_physics
+    from udpgen.rig.physics_world import SettleSettings, character_physics, resolve_physics
 
     if motion_path is not None and random_poses is not None:
         raise click.UsageError("give --motion or --random-poses, not both")
@@ -113,7 +115,7 @@ def render_cmd(model_path, motion_path, frames, random_poses, size, views, seed,
     rig = Rig(model)
     poses, frame_list, motion_sampler = _poses(model, rig, motion_path, frames, random_poses, seed)
     simulate = resolve_physics(physics)
-    sim = character_physics(model, rig.skeleton) if simulate else None
+    sim = character_physics(model, rig.skeleton, SettleSettings(*physics_settle)) if simulate else None
     sequence = None
     if sim is not None and frame_list is not None:        # a VMD motion: simulated forward, as MMD plays it
         from udpgen.rig.physics_world import MotionPhysics

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from udpgen.cli.options import shard_job_options
+from udpgen.cli.options import physics_settle_option, shard_job_options
 
 
 @click.command()
@@ -38,10 +38,11 @@ from udpgen.cli.options import shard_job_options
               help="Simulate this much of a motion before each of its frames that is drawn, as MMD plays it "
                    "(0: settle the frame from the rest pose, like a random pose; a 1 s warm-up costs about "
                    "2.6 times as much physics).")
+@physics_settle_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def synth(models, motions, out, size, poses, motion_frames, views, views_per_sample, samples_per_shard, workers,
           seed, num_nodes, node_rank, timeout, distributor, ray_address, overwrite, retry_failed, strict, physics,
-          physics_warmup, as_json):
+          physics_warmup, physics_settle, as_json):
     """Render a training set: every character in random natural poses and motion frames, seen by random
     cameras, written as train/val shards (1 in 16 characters to val, by character). Reruns resume: shards
     already committed are skipped, the rest come out byte-identical.
@@ -58,7 +59,8 @@ def synth(models, motions, out, size, poses, motion_frames, views, views_per_sam
 
     cfg = SynthConfig(size=size, poses=poses, motion_frames=motion_frames, views=views,
                       views_per_sample=views_per_sample, samples_per_shard=samples_per_shard, seed=seed,
-                      physics=physics, physics_warmup=physics_warmup)
+                      physics=physics, physics_warmup=physics_warmup,
+                      physics_settle=physics_settle)
     with tqdm(unit="view", desc="synth", disable=as_json or not sys.stderr.isatty(), dynamic_ncols=True) as bar:
         summary = synthesize(models, motions, out, cfg, workers=workers, num_nodes=num_nodes, node_rank=node_rank,
                              progress=bar.update, timeout=timeout, overwrite=overwrite,

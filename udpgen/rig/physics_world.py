@@ -581,7 +581,9 @@ class MotionPhysics:
     motion frame (VMD frames, 30 per second). The world starts ``warmup_s`` seconds before the first frame
     asked for, with the bodies at their bones in that pose, and runs through every 1/60 s in between; a
     frame more than two warm-ups after the last one (or before it) restarts it there, as does an
-    explosion (that frame falls back to the kinematic pose and is counted in ``physics.fallbacks``).
+    explosion (that frame falls back to the kinematic pose and is counted in ``physics.fallbacks``). A warm-up
+    reaching before frame 0 holds the motion's first pose there (the motion clamps to its first key), so the
+    first frames are drawn settled into it, as MMD does once its physics has run a moment on a paused motion.
 
     world_at(frame) -> (n, 4, 4): the before-physics bone frames of the motion at a VMD frame.
     """

@@ -22,6 +22,7 @@ Two distributors behind this one signature, as img2dataset has: ``processes`` (t
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 from collections import deque
@@ -247,8 +248,9 @@ def check_resume(out_dir, planned: dict[str, str], settings: dict, splits=("trai
         elif not isinstance(old, dict):
             why = "it records no settings (written by an older version or another command)"
         else:
-            diff = [f"{k}: {old.get(k)!r} then, {settings.get(k)!r} now" for k in sorted(set(old) | set(settings))
-                    if old.get(k) != settings.get(k)]
+            now = json.loads(json.dumps(settings, default=str))        # as the stats hold it (tuples read back as lists)
+            diff = [f"{k}: {old.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(old) | set(now))
+                    if old.get(k) != now.get(k)]
             why = ("settings differ: " + "; ".join(diff)) if diff else "the inputs differ (files added, removed or changed)"
         raise UdpgenError(f"{out_dir / name} was written by another run ({len(stale)} shard(s) differ): {why}. "
                           "Use a new --out, or --overwrite to replace them")

@@ -26,7 +26,7 @@ import numpy as np
 from udpgen.errors import UdpgenError
 from udpgen.mmd import Model, Motion, Pose, parse
 from udpgen.mmd.model import vmd_name_bytes
-from udpgen.settings import check_settings, setting
+from udpgen.settings import check_settings, fail, setting
 from udpgen.shards.jobs import check_distributor, check_resume, describe, run_jobs
 from udpgen.shards import Sample, ShardWriter, View, sample_key, split_of, write_manifest, write_sizes
 from udpgen.shards.schema import json_bytes
@@ -47,7 +47,9 @@ class SynthConfig:
     simulated forward (MMD's 60 Hz) before each of its frames that is drawn, from the pose that many
     seconds earlier, each view on its own world so the bytes do not depend on which worker draws it;
     0 = the frame is settled from the rest pose like a random pose (cheaper: a 1 s warm-up costs about
-    2.6 settles)."""
+    2.6 settles); physics_settle: (min, max, hold) MMD frames of that settle (a seeded ease from the rest
+    pose over min..max frames, then ``hold`` frames at the pose: :class:`udpgen.rig.physics_world.SettleSettings`;
+    shorter is cheaper and less settled, bench/physics.py measures both)."""
     size: int = setting(256, kind=int, low=1, high=4096)
     poses: int = setting(16, kind=int, low=0)
     motion_frames: int = setting(4, kind=int, low=0)
@@ -57,9 +59,13 @@ class SynthConfig:
     seed: int = setting(0, kind=int, low=0)
     physics: str = setting("auto", choices=("auto", "on", "off"))
     physics_warmup: float = setting(0.0, low=0, high=10)
+    physics_settle: tuple[int, int, int] = setting((30, 60, 10), kind="ints", size=3, low=0, high=600)
 
     def __post_init__(self):
-        check_settings(self)
+        check_settings(self, coerce=True)
+        lo, hi, _ = self.physics_settle
+        if lo < 1 or hi < lo:
+            fail(self, "physics_settle", self.physics_settle, "(min, max, hold) frames with 1 <= min <= max")
 
 
 @dataclass(frozen=True)
@@ -197,7 +203,7 @@ def _character(plan_: Plan, index: int, out_dir: Path):
     """(model, rig, GL character, random poses, physics or None) for model ``index``, cached for the
     shard's samples."""
     from udpgen.rig import Rig
-    from udpgen.rig.physics_world import character_physics
+    from udpgen.rig.physics_world import SettleSettings, character_physics
     from udpgen.rig.sampler import PoseSampler
 
     cache = _WORKER.setdefault("characters", {})
@@ -214,7 +220,8 @@ def _character(plan_: Plan, index: int, out_dir: Path):
         rig = Rig(model)
         cfg = _WORKER["cfg"]
         poses = PoseSampler(rig).sample_many(_seed(cfg.seed, src.character, "poses"), cfg.poses) if cfg.poses else []
-        sim = character_physics(model, rig.skeleton) if cfg.physics == "on" else None
+        sim = character_physics(model, rig.skeleton, SettleSettings(*cfg.physics_settle)) \
+            if cfg.physics == "on" else None
         cache[index] = (model, rig, renderer.load(model, rig=rig), poses, sim)
     return cache[index]
 

@@ -120,3 +120,45 @@ def test_synth_motion_frames_with_a_warmup_are_simulated_and_repeat_byte_for_byt
     assert warm != settled                                       # the warm-up is what draws the hair
     stats = [json.loads(p.read_text()) for p in (tmp_path / "warm").glob("*stats.json")]
     assert all(s["settings"]["physics_warmup"] == 0.5 and s["physics_fallbacks"] == 0 for s in stats)
+
+
+def test_synth_physics_settle_changes_the_settle_is_recorded_and_a_rerun_with_another_is_refused(gl, twintails,
+                                                                                                 tmp_path):
+    def run(name, *extra):
+        return invoke("synth", "--models", twintails.parent, "--out", tmp_path / name, "--size", 32, "--poses", 2,
+                      "--views", 1, "--motion-frames", 0, "--physics", "on", "--samples-per-shard", 1,
+                      "--views-per-sample", 1, "--json", *extra)
+
+    def shards(name):
+        return {p.name: p.read_bytes() for p in sorted((tmp_path / name).glob("*.tar"))}
+
+    assert run("short", "--physics-settle", 4, 6, 2).exit_code == 0
+    assert run("default").exit_code == 0
+    assert len(shards("short")) == 2 and shards("short") != shards("default")
+    stats = [json.loads(p.read_text()) for p in (tmp_path / "short").glob("*stats.json")]
+    assert all(s["settings"]["physics_settle"] == [4, 6, 2] for s in stats)
+    again = run("short", "--physics-settle", 4, 6, 2)             # the same settle resumes
+    assert again.exit_code == 0 and json.loads(again.output[again.output.index("{"):])["shards_written"] == 0
+    res = run("short")                                            # another settle into that folder: refused
+    assert res.exit_code == 1 and "physics_settle: [4, 6, 2] then, [30, 60, 10] now" in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("bad", [("0", "5", "1"), ("9", "5", "1")])
+def test_a_bad_physics_settle_is_one_usage_line(bad, tmp_path):
+    res = invoke("render", tmp_path / "x.pmx", "--physics-settle", *bad, "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "--physics-settle" in res.output and "MIN must be >= 1 and MAX >= MIN" in res.output
+
+
+def test_the_settle_defaults_agree():
+    from dataclasses import astuple
+
+    from udpgen.cli.options import SETTLE_DEFAULT
+    from udpgen.rig.physics_world import SettleSettings
+    from udpgen.errors import SettingsError
+    from udpgen.synth.job import SynthConfig
+
+    assert SETTLE_DEFAULT == astuple(SettleSettings()) == SynthConfig().physics_settle
+    assert SynthConfig(physics_settle=[5, 8, 0]).physics_settle == (5, 8, 0)        # a list from a file
+    with pytest.raises(SettingsError, match=r"SynthConfig.physics_settle = \(8, 5, 0\)"):
+        SynthConfig(physics_settle=(8, 5, 0))
