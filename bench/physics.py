@@ -24,8 +24,9 @@ Rows (one core, pinned; medians):
 ``settle_ms`` per pose on the model; ``vs_reference``: median (and worst) over the poses of the mean distance
 of the physics bones from where a long settle (120 frames eased + 120 held) puts them, as a share of the
 model's size, beside ``reference_spread``, the same distance between two long settles (the floor: the
-bodies never quite come to rest); ``skirt_in_thigh``: skirt vertices inside the raised thigh of a generated
-skirted character (left leg raised 60/75/90 degrees, summed; kinematic in the first row), fewer is better;
+bodies never quite come to rest); ``skirt_in_thigh``: skirt vertices inside the thighs of a generated
+skirted character, summed over the random poses whose legs go into its kinematic skirt (kinematic in the
+first row; ``udpgen.sample.parts.skirt_in_thighs``), fewer is better;
 ``synth_on_vs_off``: end-to-end synth views/s with physics on at that setting over physics off.
 
 ``--baseline DIR``: another checkout (``git archive main | tar -x -C DIR``) whose bench/physics.py runs
@@ -192,42 +193,20 @@ SWEEP = ((10, 20, 8), (15, 30, 10), (20, 40, 10), (30, 60, 10), (60, 90, 30))
 REFERENCE = (120, 120, 120)
 
 
-def _skirted():
-    """(model, rig, skirt vertex indices, left-leg-raised poses) of a generated character with a long skirt."""
-    import dataclasses
-
-    import numpy as np
-
+def _skirted(n: int = 24):
+    """(model, rig, poses) of a generated character with a long skirt: the sampler's random poses (of ``n``)
+    whose thighs go into the kinematic skirt (at least 5 vertices inside)."""
     from udpgen.rig import Rig
-    from udpgen.rig import quat as Q
+    from udpgen.rig.sampler import PoseSampler
     from udpgen.sample import family
+    from udpgen.sample.parts import skirt_in_thighs
 
     spec = next(s for s in (family.draw_spec(0, i) for i in range(80)) if s.skirt > 1.2 and s.hair == "short")
     model, _ = family.build_character(spec)
     rig = Rig(model)
-    mi = [m.name for m in model.materials].index("スカート")
-    start = sum(m.face_count for m in model.materials[:mi])
-    verts = np.unique(model.faces[start:start + model.materials[mi].face_count])
-    leg = model.bone_index("左足")
-    poses = []
-    for deg in (60, 75, 90):
-        v = rig.rest_values()
-        r = v.rotation.copy()
-        r[leg] = Q.from_axis_angle(np.array([1.0, 0, 0]), np.radians(deg))   # the knee forward and up
-        poses.append(dataclasses.replace(v, rotation=r, ik_enabled=np.zeros_like(v.ik_enabled)))
-    return model, rig, verts, poses
-
-
-def _in_thigh(model, positions, world, verts) -> int:
-    """Skirt vertices inside the left thigh body's capsule (hip to knee, the body's radius)."""
-    import numpy as np
-
-    hip, knee = model.bone_index("左足"), model.bone_index("左ひざ")
-    r = next(rb.size[0] for rb in model.rigid_bodies if rb.name == "左足")
-    a, b = world[hip, :3, 3], world[knee, :3, 3]
-    p = positions[verts]
-    t = np.clip(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
-    return int((np.linalg.norm(p - (a + t[:, None] * (b - a)), axis=1) < r).sum())
+    poses = [v for v in PoseSampler(rig).sample_many(0, n)
+             if skirt_in_thighs(model, rig.pose(v).positions, rig.pose_bones(v).world) >= 5]
+    return model, rig, poses
 
 
 def sweep(args) -> None:
@@ -237,6 +216,7 @@ def sweep(args) -> None:
     from udpgen.rig import Rig
     from udpgen.rig.physics_world import Physics, SettleSettings
     from udpgen.rig.sampler import PoseSampler
+    from udpgen.sample.parts import skirt_in_thighs
 
     model = load(args.model)
     rig = Rig(model)
@@ -257,10 +237,10 @@ def sweep(args) -> None:
     ref, _, scale = settle(REFERENCE)
     ref2, _, _ = settle((REFERENCE[0] + 30, REFERENCE[1] + 30, REFERENCE[2] - 30))
     floor = spread(ref, ref2, scale)
-    sk_model, sk_rig, verts, sk_poses = _skirted()
+    sk_model, sk_rig, sk_poses = _skirted()
     rows = [{"settle": "kinematic", "settle_ms": 0.0, "vs_reference": float("nan"), "vs_reference_worst": float("nan"),
              "reference_spread": floor[0],
-             "skirt_in_thigh": sum(_in_thigh(sk_model, sk_rig.pose(v).positions, sk_rig.pose_bones(v).world, verts)
+             "skirt_in_thigh": sum(skirt_in_thighs(sk_model, sk_rig.pose(v).positions, sk_rig.pose_bones(v).world)
                                    for v in sk_poses), "synth_on_vs_off": 1.0}]
     with tempfile.TemporaryDirectory() as tmp:
         models = _model_folder(args.model, Path(tmp))
@@ -269,8 +249,8 @@ def sweep(args) -> None:
             got, ms, _ = settle(frames)
             med, worst = spread(got, ref, scale)
             sim = Physics(sk_model, sk_rig.skeleton, SettleSettings(*frames))
-            skirt = sum(_in_thigh(sk_model, sk_rig.pose(v, physics=sim.settle(0)).positions,
-                                  sk_rig.pose_bones(v, physics=sim.settle(0)).world, verts) for v in sk_poses)
+            skirt = sum(skirt_in_thighs(sk_model, sk_rig.pose(v, physics=sim.settle(i)).positions,
+                                        sk_rig.pose_bones(v).world) for i, v in enumerate(sk_poses))
             on, _ = synth_rate(models, args.size, args.poses, args.views, "on", SettleSettings(*frames))
             rows.append({"settle": "%d-%d+%d" % frames, "settle_ms": ms, "vs_reference": med,
                          "vs_reference_worst": worst, "reference_spread": floor[0], "skirt_in_thigh": skirt,

@@ -372,11 +372,21 @@ class PhysicsWorld:
         return bone_world @ lay.offset
 
     def reset(self, world: np.ndarray) -> None:
-        """Put every body at its bone's frame in ``world`` (n, 4, 4), at rest; the springs' rest values are
-        measured here the first time (MMD sets them at load, in the rest pose)."""
+        """Put every body at its bone's frame in ``world`` (n, 4, 4), at rest (kinematic ones too: no velocity
+        from where they were); the springs' rest values are measured here the first time (MMD sets them at
+        load, in the rest pose)."""
         targets = self._body_targets(world)
         zero = self._vec3(0, 0, 0)
+        # Bullet gives a kinematic body the velocity that carries it from its last stepped place to its new
+        # one; panda3d moves only its motion state, so the first step saw every kinematic body fly from the
+        # origin (where it was made) to its bone in 1/120 s and yank whatever is jointed to it (a skirt
+        # strand rose 6 units in a frame). Placed as a static body, its last place is set as well.
+        kinematic = [self.nodes[k] for k in self._kinematic.tolist()]
+        for node in kinematic:
+            node.set_kinematic(False)
         self._place(range(len(self.nodes)), targets)
+        for node in kinematic:
+            node.set_kinematic(True)
         self._bodies = None
         for node in self._dyn_nodes:
             node.set_linear_velocity(zero)

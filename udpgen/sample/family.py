@@ -11,8 +11,8 @@ not copied) and is varied by a seeded :class:`CharacterSpec`:
   joints, laid out as MMD modellers do (:mod:`udpgen.sample.parts`);
 * garments: skirt length 0.6 .. 1.5, pleated (35 %: 8-16 pleats) or plain, a dress (25 %: the top in the
   skirt's colour), or no skirt (shorts: the skirt's faces dropped); a skirt hangs on 8 two-segment bone chains
-  with bodies and joints, and collides with kinematic thigh and shin capsules; without a skirt, bare legs,
-  shorts or trousers; sleeves short, to the elbow or to the wrist; an open coat (20 %: a body over the top,
+  with box bodies and joints that keep its flare, and collides with kinematic thigh and shin capsules;
+  without a skirt, bare legs, shorts or trousers; sleeves short, to the elbow or to the wrist; an open coat (20 %: a body over the top,
   tails to the thighs or knees, long sleeves; :mod:`udpgen.sample.garments`); a cape (30 %): two
   flaring cards under 上半身2 with their own bodies and joints and a material of its own;
 * accessories (each 30 %): glasses, a brimmed hat, a ribbon, rigid on the head, one material;

@@ -25,7 +25,7 @@ from udpgen.sample.character import pack_weights
 from udpgen.sample.mesh import FACE_OFFSET, HEAD_AXES, HEAD_CENTER, Surface, grid_faces, tube, unit
 
 __all__ = ["Card", "Mesh", "add_cards", "append_mesh", "glasses", "hat", "ribbon", "part_material",
-           "CARD_BONES", "add_skirt_chains", "capsule_rotation", "SKIRT_CHAINS"]
+           "CARD_BONES", "add_skirt_chains", "capsule_rotation", "SKIRT_CHAINS", "skirt_in_thighs"]
 
 CARD_BONES = 4                     # bones per card chain
 
@@ -248,11 +248,30 @@ def _capsule(name: str, name_en: str, bone: int, a: np.ndarray, b: np.ndarray, r
                      0.5, mode)
 
 
-def add_skirt_chains(model: Model, material: str = "スカート", limit_deg: float = 30.0) -> Model:
+def _panel(name: str, name_en: str, bone: int, a: np.ndarray, b: np.ndarray, half_width: float, group: int,
+           mask: int) -> RigidBody:
+    """A box body from point ``a`` to ``b`` (MMD units) on ``bone``: a strip of skirt ``2 half_width`` wide
+    along its tangent (the rotation of :func:`capsule_rotation` puts the box's X there for a strand that
+    flares out of a waist), thin across it, the way MMD modellers cover a skirt with boxes."""
+    d = a - b
+    ln = float(np.linalg.norm(d))
+    return RigidBody(name, name_en, bone, group, mask, 1, np.float32([half_width, ln / 2, 0.15]),
+                     ((a + b) / 2).astype(np.float32), capsule_rotation(d / max(ln, 1e-6)), 0.3, 0.9, 0.99, 0.0,
+                     0.5, 1)
+
+
+def add_skirt_chains(model: Model, material: str = "スカート", outward_deg: float = 80.0, side_deg: float = 15.0,
+                     twist_deg: float = 10.0) -> Model:
     """Bone chains for the skirt as MMD modellers rig one: SKIRT_CHAINS chains of two segments under 下半身
     around it, the skirt's vertices reweighted onto them (the waist ring stays on 下半身), a capsule per
     segment (mode 1) with 6-DOF spring joints to a kinematic anchor on 下半身, and kinematic capsules on the
-    thighs and shins (mode 0) that the skirt collides with, so a raised leg pushes it aside."""
+    thighs and shins (mode 0) that the skirt collides with, so a raised leg pushes it aside.
+
+    Each joint's frame is turned to its chain (X along the skirt's tangent, Z outward), so its limits say
+    how a strand may swing: out by up to ``outward_deg`` (a raised knee lifts the front of the skirt), never
+    in past its rest cone (a stiff skirt keeps its flare: with symmetric limits it hung onto the thighs,
+    and random poses left more skirt inside a thigh with physics than without), ``side_deg`` along the
+    tangent and ``twist_deg`` about itself."""
     names = [m.name for m in model.materials]
     if material not in names:
         return model
@@ -273,7 +292,8 @@ def add_skirt_chains(model: Model, material: str = "スカート", limit_deg: fl
                             np.float32([0.8 * float(np.abs(p[drop < 0.1][:, 0]).max(initial=1.0)), 0, 0]),
                             np.float32([0, top - 0.3, 0]), np.zeros(3, np.float32), 1.0, 0.5, 0.5, 0.0, 0.5, 0))
     chain_ids = np.zeros((SKIRT_CHAINS, 2), int)
-    lim = math.radians(limit_deg)
+    out, side, twist = (math.radians(d) for d in (outward_deg, side_deg, twist_deg))
+    lower, upper = np.float32([0.0, -twist, -side]), np.float32([out, twist, side])
     for k in range(SKIRT_CHAINS):
         a = 2 * math.pi * k / SKIRT_CHAINS
         near = np.abs(np.angle(np.exp(1j * (phi - a)))) < math.pi / SKIRT_CHAINS
@@ -292,12 +312,14 @@ def add_skirt_chains(model: Model, material: str = "スカート", limit_deg: fl
         chain_ids[k] = ids[:2]
         prev = anchor
         for j in range(2):
-            rigids.append(_capsule(f"スカート{k + 1}_{j + 1}", f"skirt_{k + 1}_{j + 1}", ids[j], pts[j], pts[j + 1],
-                                   0.3, SKIRT_GROUP, skirt_mask, 1))
+            # the strip covers 90% of its share of the circumference: the thigh cannot slip between strips
+            ring = float(np.linalg.norm((pts[j] + pts[j + 1])[[0, 2]] / 2))
+            rigids.append(_panel(f"スカート{k + 1}_{j + 1}", f"skirt_{k + 1}_{j + 1}", ids[j], pts[j], pts[j + 1],
+                                 0.9 * math.pi * ring / SKIRT_CHAINS, SKIRT_GROUP, skirt_mask))
+            # yawed by the chain's angle: +X rotation swings the strand's lower end outward
             joints.append(Joint(f"スカート{k + 1}_{j + 1}", f"skirt_{k + 1}_{j + 1}", 0, prev, len(rigids) - 1,
-                                pts[j].astype(np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32),
-                                np.zeros(3, np.float32), np.float32([-lim, -lim / 3, -lim]),
-                                np.float32([lim, lim / 3, lim]), np.zeros(3, np.float32), np.float32([8, 8, 8])))
+                                pts[j].astype(np.float32), np.float32([0, a, 0]), np.zeros(3, np.float32),
+                                np.zeros(3, np.float32), lower, upper, np.zeros(3, np.float32), np.float32([8, 8, 8])))
             prev = len(rigids) - 1
     leg_mask = 0xFFFF & ~(1 << LEG_GROUP)
     for lr, en in (("左", "L"), ("右", "R")):
@@ -323,3 +345,27 @@ def add_skirt_chains(model: Model, material: str = "スカート", limit_deg: fl
     wt[verts], all_ids[verts], all_w[verts] = types, bids, bws
     return dataclasses.replace(model, bones=tuple(bones), rigid_bodies=tuple(rigids), joints=tuple(joints),
                                weight_types=wt, bone_indices=all_ids, bone_weights=all_w)
+
+
+def skirt_in_thighs(model: Model, positions: np.ndarray, bones_world: np.ndarray, material: str = "スカート",
+                    sides=("左", "右")) -> int:
+    """How many of the skirt's vertices lie inside the thighs' bodies: the clipping physics should undo when
+    a leg rises into the skirt. positions: (V, 3) posed vertices; bones_world: (n, 4, 4) the bone frames of
+    that pose (MMD units, model frame); the thigh body is the capsule from 足 to ひざ with the radius of the
+    rigid body named 足 (as :func:`add_skirt_chains` makes it). 0 without a skirt or thigh bodies."""
+    names = [m.name for m in model.materials]
+    if material not in names:
+        return 0
+    mi = names.index(material)
+    start = sum(m.face_count for m in model.materials[:mi])
+    p = positions[np.unique(model.faces[start:start + model.materials[mi].face_count])]
+    count = 0
+    for lr in sides:
+        hip, knee = model.bone_index(lr + "足"), model.bone_index(lr + "ひざ")
+        r = next((float(rb.size[0]) for rb in model.rigid_bodies if rb.name == lr + "足"), None)
+        if min(hip, knee) < 0 or r is None:
+            continue
+        a, b = bones_world[hip, :3, 3], bones_world[knee, :3, 3]
+        t = np.clip(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+        count += int((np.linalg.norm(p - (a + t[:, None] * (b - a)), axis=1) < r).sum())
+    return count
