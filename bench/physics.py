@@ -1,10 +1,10 @@
 """Cost of MMD physics (issue #17): per drawn view on Gene, next to the render cost in the same run, and
 synth views/s with physics on vs off.
 
-Rows (one core, pinned; medians):
+Rows (one core, pinned; medians of CPU time, so that other work on the machine does not count):
   * ``pose_kinematic_ms``: CharacterPose without physics (bones, morphs, skinning matrices);
   * ``pose_settled_ms``: the same pose with physics settled into it (fresh world, rest pose eased to the
-    target over a seeded 30-60 frames at 60 Hz, 2 sub-steps, held 10 frames);
+    target over a seeded number of frames at 60 Hz, 2 sub-steps, then held: ``SettleSettings``, or --settle);
   * ``sequence_frame_ms``: one motion frame simulated in sequence (one 1/60 s step of an ongoing world,
     pose included), the cost a motion rendered frame by frame pays;
   * ``render_ms``: one view of that pose (draw + read-back) at ``--size``;
@@ -50,9 +50,9 @@ from bench.common import SHARED, pin_one_core, report  # noqa: E402
 def _ms(fn, items) -> float:
     times = []
     for x in items:
-        t = time.perf_counter()
+        t = time.process_time()
         fn(x)
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
     return 1e3 * statistics.median(times)
 
 
@@ -136,9 +136,9 @@ def synth_rate(models: Path, size: int, poses: int, views: int, physics: str, se
     try:
         cfg = SynthConfig(size=size, poses=poses, motion_frames=0, views=views, physics=physics,
                           physics_settle=astuple(settle or SettleSettings()))
-        t = time.perf_counter()
+        t = time.process_time()
         s = synthesize(models, None, out, cfg, workers=1)
-        return s["views_written"] / (time.perf_counter() - t), s["physics_fallbacks"]
+        return s["views_written"] / (time.process_time() - t), s["physics_fallbacks"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -174,7 +174,7 @@ def main() -> None:
     row.update(synth_views=args.poses * args.views, synth_off_per_s=off, synth_on_per_s=on,
                synth_on_vs_off=on / off, synth_fallbacks=fallbacks, goal_added=0.5,
                meets_goal=off / on - 1 <= 0.5)
-    report("physics", [row], {"note": "one core; medians over the poses; synth = end-to-end, one worker, "
+    report("physics", [row], {"note": "one core, CPU time; medians over the poses; synth = end-to-end, one worker, "
                                       "physics on vs off in the same run"})
 
 
@@ -225,9 +225,9 @@ def sweep(args) -> None:
 
     def settle(frames):
         sim = Physics(model, rig.skeleton, SettleSettings(*frames))
-        t = time.perf_counter()
+        t = time.process_time()
         out = [sim.settle(i)(w) for i, w in enumerate(targets)]
-        ms = 1e3 * (time.perf_counter() - t) / len(targets)
+        ms = 1e3 * (time.process_time() - t) / len(targets)
         return [None if o is None else o[1][:, :3, 3] for o in out], ms, sim.layout.scale
 
     def spread(a, b, scale):
@@ -256,7 +256,7 @@ def sweep(args) -> None:
                          "vs_reference_worst": worst, "reference_spread": floor[0], "skirt_in_thigh": skirt,
                          "synth_on_vs_off": on / off})
     report("physics_settle", rows, {"model": args.model.name, "poses": args.poses, "reference": "%d-%d+%d" % REFERENCE,
-                                    "note": "one core; distances are shares of the model's size; synth at "
+                                    "note": "one core, CPU time; distances are shares of the model's size; synth at "
                                             f"--size {args.size}, {args.poses} poses x {args.views} views"})
 
 

@@ -29,7 +29,7 @@ def shard_job_options(item: str):
     return apply
 
 
-SETTLE_DEFAULT = (30, 60, 10)         # SettleSettings' defaults (min, max, hold), shown in --help
+SETTLE_DEFAULT = (10, 20, 8)         # SettleSettings' defaults (min, max, hold), shown in --help
 
 
 

@@ -350,3 +350,12 @@ def test_a_fresh_world_starts_still_where_it_is_placed(gene, pose):
     w.step(world)
     moved = np.linalg.norm(w.body_matrices()[:, :3, 3] - before[:, :3, 3], axis=1)
     assert moved.max() < 0.5 and np.median(moved) < 0.01, (moved.max(), np.median(moved))
+
+
+def test_bodies_get_bullets_additional_damping_as_mmd_runtimes_build_them():
+    from panda3d.core import ConfigVariableBool
+
+    from udpgen.rig.physics_world import _engine
+
+    _engine()
+    assert ConfigVariableBool("bullet-additional-damping").get_value()
