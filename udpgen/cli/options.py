@@ -32,11 +32,14 @@ def shard_job_options(item: str):
 SETTLE_DEFAULT = (10, 20, 8)         # SettleSettings' defaults (min, max, hold), shown in --help
 
 
-
 def _settle(ctx, param, value):
-    lo, hi, _ = value
-    if lo < 1 or hi < lo:
-        raise click.BadParameter(f"{' '.join(map(str, value))}: MIN must be >= 1 and MAX >= MIN")
+    from udpgen.errors import SettingsError
+    from udpgen.rig.physics_world import SettleSettings
+
+    try:
+        SettleSettings(*value)
+    except SettingsError as e:
+        raise click.BadParameter(f"{' '.join(map(str, value))}: {e}") from None
     return tuple(value)
 
 

@@ -519,9 +519,8 @@ class SettleSettings:
     number of MMD frames in [min_frames, max_frames] (smoothstep easing), then hold it ``hold_frames``.
 
     The defaults (1/6-1/3 s, then 8 frames) are what ``python3 bench/physics.py --sweep`` chose on Gene: the
-    bones end a mean 1% of the model's size from where a 4 s settle puts them (0.7% for 30-60+10, 2.4 times
-    the cost), a generated skirt leaves the raised thighs as well as with longer settles, and physics adds
-    under half to synth's time per view (it doubled it at 30-60+10)."""
+    bones end a mean 1.3% of the model's size from where a 4 s settle puts them (1.0% for 30-60+10, at 2.6
+    times the cost), and a generated skirt leaves the raised thighs as well as with longer settles."""
     min_frames: int = setting(10, kind=int, low=1, high=600)
     max_frames: int = setting(20, kind=int, low=1, high=600)
     hold_frames: int = setting(8, kind=int, low=0, high=600)

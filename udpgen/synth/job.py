@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from udpgen.errors import UdpgenError
+from udpgen.errors import SettingsError, UdpgenError
 from udpgen.mmd import Model, Motion, Pose, parse
 from udpgen.mmd.model import vmd_name_bytes
 from udpgen.settings import check_settings, fail, setting
@@ -63,9 +63,12 @@ class SynthConfig:
 
     def __post_init__(self):
         check_settings(self, coerce=True)
-        lo, hi, _ = self.physics_settle
-        if lo < 1 or hi < lo:
-            fail(self, "physics_settle", self.physics_settle, "(min, max, hold) frames with 1 <= min <= max")
+        from udpgen.rig.physics_world import SettleSettings
+
+        try:
+            SettleSettings(*self.physics_settle)
+        except SettingsError as e:
+            fail(self, "physics_settle", self.physics_settle, f"(min, max, hold) frames: {e}")
 
 
 @dataclass(frozen=True)
