@@ -12,7 +12,9 @@ What follows MMD (and saba / babylon-mmd, which reproduce it):
 * mode 0: kinematic, follows its bone (mass 0); mode 1: dynamic, its bone takes the body's transform;
   mode 2: dynamic rotation, the bone keeps the position its parent gives it and the body is moved there;
 * collision: body a and b collide when a's group bit is in b's mask and b's in a's (the file's 16-bit
-  "non-collision" field is stored as that mask: 0xFFFF collides with every group);
+  "non-collision" field is stored as that mask: 0xFFFF collides with every group), jointed pairs too: the
+  MMD-compatible runtimes (saba, nanoem, MMDAI's vpvl2, babylon-mmd) add their joints without Bullet's
+  "disable collisions between linked bodies", so only the masks keep a chain's bodies apart;
 * joints: a generic 6-DOF constraint in the joint frame ``T(position) Ry Rx Rz``, linear and angular limits
   as given (lower > upper frees an axis, Bullet's rule) and springs. panda3d wraps btGeneric6DofConstraint,
   not btGeneric6DofSpringConstraint, so the spring is emulated exactly as Bullet 2.x implements it
@@ -327,7 +329,7 @@ class PhysicsWorld:
                         rot = c.get_rotational_limit_motor(axis)
                         rot.set_motor_enabled(True)
                         ang[row, axis] = rot
-            self.world.attach_constraint(c, True)     # True: the joined bodies do not collide
+            self.world.attach_constraint(c, False)
             self.constraints.append(c)
         self._lin_motors = [lin[int(r)] for r in plan.lin_rows]
         self._ang_motors = [ang[int(r), int(a)] for r, a in zip(plan.ang_rows, plan.ang_axes)]

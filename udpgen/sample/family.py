@@ -44,7 +44,7 @@ from udpgen.sample import garments
 from udpgen.sample.character import build_model, png_bytes
 from udpgen.sample.garments import BOTTOMS, SLEEVES
 from udpgen.sample.mesh import HAIR_AXES, HEAD_CENTER, joint_positions, unit
-from udpgen.sample.parts import CARD_BONES, Card, Mesh, add_cards, add_skirt_chains, append_mesh, glasses, hat, part_material, ribbon
+from udpgen.sample.parts import CAPE_MASK, CARD_BONES, Card, Mesh, add_cards, add_skirt_chains, append_mesh, glasses, hat, part_material, ribbon
 
 __all__ = ["CharacterSpec", "HAIR_STYLES", "ACCESSORIES", "PATTERNS", "CARD_BONES", "draw_spec", "build_character", "character_name",
            "write_family"]
@@ -237,13 +237,16 @@ def _hair_cards(spec: CharacterSpec) -> list[Card]:
 def _add_hair(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:
     head = model.bones[model.bone_index("頭")].position
     hair_mat = [m.name for m in model.materials].index("髪")
+    # the strands collide with nothing: MMD lets jointed bodies collide (only the masks filter), and a
+    # strand's segments overlap where they join, so hair colliding with hair pushed each strand out stiff
     return add_cards(model, _hair_cards(spec), "頭", "髪", "hair", shape, 1.0,
-                     ("頭", "head", head + np.float32([0, 1.2, 0]), 1.6), ((0, 0xFFFE), (1, 0x0002)), hair_mat)
+                     ("頭", "head", head + np.float32([0, 1.2, 0]), 1.6), ((0, 0xFFFE), (1, 0x0000)), hair_mat)
 
 
 def _add_cape(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:
     """A cape from the shoulders down the back: two wide cards under 上半身2 (group 2, colliding with
-    everything but itself), in its own material."""
+    everything but itself, the head it starts under and the skirt it hangs over: bodies that overlap at rest
+    would push each other apart the moment physics starts), in its own material."""
     if not spec.cape:
         return model
     upper = joint_positions()["上半身2"]
@@ -251,7 +254,7 @@ def _add_cape(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:
                   limit_deg=30.0, tip=1.6) for lr, s in (("左", 1.0), ("右", -1.0))]
     mat = part_material("マント", "cape", model.textures.index("tex/cape.png"))
     return add_cards(model, cards, "上半身2", "マント", "cape", shape, 0.0, ("上半身", "upper body", upper, 1.8),
-                     ((2, 0xFFFB), (2, 0xFFFB)), mat)
+                     ((2, CAPE_MASK), (2, CAPE_MASK)), mat)
 
 
 def _add_accessories(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:

@@ -25,7 +25,7 @@ from udpgen.sample.character import pack_weights
 from udpgen.sample.mesh import FACE_OFFSET, HEAD_AXES, HEAD_CENTER, Surface, grid_faces, tube, unit
 
 __all__ = ["Card", "Mesh", "add_cards", "append_mesh", "glasses", "hat", "ribbon", "part_material",
-           "CARD_BONES", "add_skirt_chains", "capsule_rotation", "SKIRT_CHAINS", "skirt_in_thighs"]
+           "CARD_BONES", "add_skirt_chains", "capsule_rotation", "SKIRT_CHAINS", "skirt_in_thighs", "CAPE_MASK"]
 
 CARD_BONES = 4                     # bones per card chain
 
@@ -231,6 +231,8 @@ def ribbon(model: Model, shape, uv, side: float) -> Mesh:
 # ---------------------------------------------------------------------------------------------------
 SKIRT_CHAINS = 8                   # bone chains around the skirt, two segments each
 SKIRT_GROUP, LEG_GROUP = 3, 4      # collision groups (a mask bit set: collides with that group)
+CAPE_GROUP = 2
+CAPE_MASK = 0xFFFF & ~(1 << CAPE_GROUP) & ~(1 << 0) & ~(1 << SKIRT_GROUP)   # not itself, the head, the skirt
 
 
 def capsule_rotation(u: np.ndarray) -> np.ndarray:
@@ -286,7 +288,7 @@ def add_skirt_chains(model: Model, material: str = "スカート", outward_deg: 
     drop = (top - p[:, 1]) / max(top - hem, 1e-6)
     phi = np.arctan2(p[:, 0], p[:, 2])
     bones, rigids, joints = list(model.bones), list(model.rigid_bodies), list(model.joints)
-    skirt_mask = 0xFFFF & ~(1 << SKIRT_GROUP)
+    skirt_mask = 0xFFFF & ~(1 << SKIRT_GROUP) & ~(1 << CAPE_GROUP)
     anchor = len(rigids)
     rigids.append(RigidBody("腰基", "skirt_base", hip, SKIRT_GROUP, skirt_mask, 0,
                             np.float32([0.8 * float(np.abs(p[drop < 0.1][:, 0]).max(initial=1.0)), 0, 0]),
