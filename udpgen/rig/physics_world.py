@@ -10,7 +10,8 @@ What follows MMD (and saba / babylon-mmd, which reproduce it):
   (radius ``size[0]``, cylinder height ``size[1]``); the body frame is ``T(position) Ry Rx Rz`` (Euler
   radians, Y-X-Z like babylon-mmd's yaw-pitch-roll), fixed relative to its bone at the rest pose;
 * mode 0: kinematic, follows its bone (mass 0); mode 1: dynamic, its bone takes the body's transform;
-  mode 2: dynamic rotation, the bone keeps the position its parent gives it and the body is moved there;
+  mode 2: dynamic rotation, the bone keeps the position its parent gives it while the body itself moves
+  on as simulated (MMDAgent, saba and babylon-mmd all leave it there: nothing teleports it);
 * collision: body a and b collide when a's group bit is in b's mask and b's in a's (the file's 16-bit
   "non-collision" field is stored as that mask: 0xFFFF collides with every group), jointed pairs too: the
   MMD-compatible runtimes (saba, nanoem, MMDAI's vpvl2, babylon-mmd) add their joints without Bullet's
@@ -249,8 +250,6 @@ class _Plan:
             self.levels.append((idx, rows, parent[idx] if has.all() else None, has,
                                 (w_rows[~two], w_pos[~two]) if (~two).any() else None,
                                 (w_rows[two], w_pos[two]) if two.any() else None))
-        self.pinned = np.flatnonzero(layout.mode[self.writers] == 2) if len(self.writers) else self.writers
-        self.pinned_bodies = self.writers[self.pinned]
         lo = np.array([jt.linear_lower for jt in self.joints], np.float64).reshape(-1, 3)
         hi = np.array([jt.linear_upper for jt in self.joints], np.float64).reshape(-1, 3)
         self.lo, self.hi, self.free = lo, hi, lo > hi
@@ -436,7 +435,7 @@ class PhysicsWorld:
         h = 1.0 / (FRAME_RATE * SUBSTEPS)
         self._place(kin, targets[kin])
         # the bodies' frames: kinematic ones as placed, dynamic ones as read after each sub-step (the
-        # state after the previous step is kept, mode-2 pins included, so a frame reads them once less)
+        # state after the previous step is kept, so a frame reads them once less)
         if self._bodies is None:
             self._bodies = self.body_matrices()
         bodies = self._bodies
@@ -448,7 +447,7 @@ class PhysicsWorld:
             self.world.do_physics(h, 0, h)        # max_substeps 0: exactly one step of h
         self.frames += frames
         self._read_dynamic(bodies)
-        return self._write_back(world, bodies)      # moves the mode-2 bodies in ``bodies`` too
+        return self._write_back(world, bodies)
 
     def _read_dynamic(self, bodies: np.ndarray) -> None:
         """Refresh the dynamic bodies' rows of ``bodies`` (B, 4, 4) from the engine."""
@@ -456,9 +455,9 @@ class PhysicsWorld:
             bodies[self._dynamic] = Q.compose(*self._read(self._dyn_nodes))
 
     def _write_back(self, world: np.ndarray, bodies: np.ndarray) -> np.ndarray:
-        """Bones of dynamic bodies take their body's frame (mode 1) or rotation (mode 2: the position its
-        parent gives it, and its body is moved there, as MMD does); their other descendants keep their
-        before-physics local transforms under the moved parents. One batched step per hierarchy depth."""
+        """Bones of dynamic bodies take their body's frame (mode 1) or rotation (mode 2: at the position its
+        parent gives it); their other descendants keep their before-physics local transforms under the moved
+        parents. One batched step per hierarchy depth. Reads ``bodies`` (B, 4, 4) only."""
         plan = self.plan
         out = world.copy()
         if not plan.aff.size:
@@ -479,11 +478,6 @@ class PhysicsWorld:
             if two is not None:
                 base[two[0], :3, :3] = frame[two[1], :3, :3]
             out[idx] = base
-        if plan.pinned.size:
-            k = plan.pinned_bodies
-            pinned = out[plan.written[plan.pinned]] @ self.layout.offset[k]
-            self._place(k, pinned)     # its rotation re-derived from the matrix, as before (bytes kept)
-            bodies[k] = pinned
         return out
 
     def exploded(self, world: np.ndarray) -> str | None:

@@ -380,3 +380,21 @@ def test_no_family_character_starts_with_colliding_bodies_inside_each_other():
                     contacts = w.world.contact_test_pair(w.nodes[i], w.nodes[j]).get_contacts()
                     depth = min((c.get_manifold_point().get_distance() for c in contacts), default=0.0)
                     assert depth > -0.05, (index, ph.plan.rbs[i].name, ph.plan.rbs[j].name, depth)
+
+
+def test_mode_2_bones_turn_with_their_body_but_stay_where_their_parent_puts_them(gene):
+    """Mode 2 ("physics + bone position"): the bone takes its body's rotation at the position its parent
+    gives it, as MMDAgent, saba and babylon-mmd have it (and the body is left where it was simulated)."""
+    rig = Rig(gene)
+    ph = Physics(gene, rig.skeleton)
+    v = PoseSampler(rig).sample_many(0, 1)[0]
+    kin = rig.pose_bones(v).world
+    sim = rig.pose_bones(v, physics=ph.settle(0)).world
+    assert ph.fallbacks == 0
+    mode2 = sorted({int(ph.layout.bone[k]) for k in np.flatnonzero(ph.layout.mode == 2)})
+    parent = rig.skeleton.parent
+    assert len(mode2) > 20
+    local = np.linalg.inv(kin[parent[mode2]]) @ kin[mode2]
+    np.testing.assert_allclose(sim[mode2, :3, 3], (sim[parent[mode2]] @ local)[:, :3, 3], atol=1e-4)
+    turned = np.linalg.norm(sim[mode2, :3, :3] - kin[mode2, :3, :3], axis=(1, 2))
+    assert (turned > 1e-3).mean() > 0.5           # the bodies do turn them
