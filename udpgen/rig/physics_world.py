@@ -262,8 +262,9 @@ class PhysicsWorld:
     """One Bullet world for one model's kept bodies and joints; build a fresh one to reset all state.
 
     ``reset(world)`` places every body at its bone's frame in ``world`` (n, 4, 4) at rest velocity;
-    ``step(world)`` advances one MMD frame (1/60 s, 2 sub-steps) with the kinematic bodies at ``world``
-    and returns the bone frames with the physics bones replaced; :meth:`exploded` says whether the result is
+    ``advance(world)`` simulates one MMD frame (1/60 s, 2 sub-steps) with the kinematic bodies at ``world``;
+    ``bones(world)`` gives the bone frames with the physics bones replaced (``step`` = both, for one
+    result after each frame); :meth:`exploded` says whether the result is
     unusable (NaN, a body far from its bone, a joint stretched far past its limits). ``plan``: the model's
     shared :class:`_Plan` (built here when not given).
     """
@@ -426,10 +427,9 @@ class PhysicsWorld:
         _drain(map(operator.call, self._ang_velocity, (vel * f).tolist()))
         _drain(map(operator.call, self._ang_force, (np.abs(f) / fps).tolist()))
 
-    def step(self, world: np.ndarray, frames: int = 1) -> np.ndarray:
-        """Advance ``frames`` MMD frames with the kinematic bodies at their bones in ``world`` (n, 4, 4, the
-        before-physics bone frames); returns a copy of ``world`` with the bones of dynamic bodies (and
-        their descendants) replaced by the physics result."""
+    def advance(self, world: np.ndarray, frames: int = 1) -> None:
+        """Simulate ``frames`` MMD frames with the kinematic bodies at their bones in ``world`` (n, 4, 4, the
+        before-physics bone frames)."""
         kin = self._kinematic
         targets = self._body_targets(world)
         h = 1.0 / (FRAME_RATE * SUBSTEPS)
@@ -447,7 +447,18 @@ class PhysicsWorld:
             self.world.do_physics(h, 0, h)        # max_substeps 0: exactly one step of h
         self.frames += frames
         self._read_dynamic(bodies)
-        return self._write_back(world, bodies)
+
+    def bones(self, world: np.ndarray) -> np.ndarray:
+        """A copy of the bone frames ``world`` (n, 4, 4) with the bones of dynamic bodies (and their
+        descendants) replaced by the current physics state."""
+        if self._bodies is None:
+            self._bodies = self.body_matrices()
+        return self._write_back(world, self._bodies)
+
+    def step(self, world: np.ndarray, frames: int = 1) -> np.ndarray:
+        """:meth:`advance` then :meth:`bones`: the bone frames after ``frames`` MMD frames at ``world``."""
+        self.advance(world, frames)
+        return self.bones(world)
 
     def _read_dynamic(self, bodies: np.ndarray) -> None:
         """Refresh the dynamic bodies' rows of ``bodies`` (B, 4, 4) from the engine."""
@@ -568,14 +579,13 @@ class Physics:
             rest = self.rest_world
             q0, q1 = self._rest_quats, Q.from_matrix(target[:, :3, :3])
             try:
-                out = target
                 for f in range(1, n_frames + 1):
                     s = f / n_frames
                     s = s * s * (3 - 2 * s)
-                    frame = Q.compose(Q.slerp(q0, q1, s), (1 - s) * rest[:, :3, 3] + s * target[:, :3, 3])
-                    out = w.step(frame)
+                    w.advance(Q.compose(Q.slerp(q0, q1, s), (1 - s) * rest[:, :3, 3] + s * target[:, :3, 3]))
                 if self.settings.hold_frames:
-                    out = w.step(target, self.settings.hold_frames)
+                    w.advance(target, self.settings.hold_frames)
+                out = w.bones(target)
                 why = w.exploded(target) or (None if np.isfinite(out).all() else "a bone frame is not finite")
             except AssertionError as e:      # panda3d asserts when Bullet hands it a NaN transform
                 why = f"the engine refused the state ({e})"
@@ -622,14 +632,10 @@ class MotionPhysics:
             if self._w is None or frame < self._t or frame - self._t > 2 * self.warmup:
                 self._restart(frame)
             try:
-                bodies = None
                 while self._t + 0.5 <= frame + 1e-9:          # 0.5 VMD frame = one 1/60 s physics frame
                     self._t += 0.5
-                    self._w.step(self.world_at(self._t))
-                    bodies = self._w._bodies
-                if bodies is None:                             # already there (the same frame again)
-                    bodies = self._w.body_matrices()
-                out = self._w._write_back(target, bodies)
+                    self._w.advance(self.world_at(self._t))
+                out = self._w.bones(target)
                 why = self._w.exploded(target) or (None if np.isfinite(out).all() else "a bone frame is not finite")
             except AssertionError as e:
                 why = f"the engine refused the state ({e})"

@@ -196,7 +196,7 @@ def test_engine_errors_fall_back_too(long_hair, monkeypatch):
 
     def boom(self, world, frames=1):
         raise AssertionError("!(pos.is_nan())")
-    monkeypatch.setattr(PhysicsWorld, "step", boom)
+    monkeypatch.setattr(PhysicsWorld, "advance", boom)
     v = _tilted_back(rig)
     assert rig.pose(v, physics=ph.settle(0)).positions.tobytes() == rig.pose(v).positions.tobytes()
     assert ph.fallbacks == 1 and "engine" in ph.last_fallback
