@@ -27,7 +27,8 @@ model's size, beside ``reference_spread``, the same distance between two long se
 bodies never quite come to rest); ``skirt_in_thigh``: skirt vertices inside the thighs of a generated
 skirted character, summed over the random poses whose legs go into its kinematic skirt (kinematic in the
 first row; ``udpgen.sample.parts.skirt_in_thighs``), fewer is better;
-``synth_on_vs_off``: end-to-end synth views/s with physics on at that setting over physics off.
+``synth_on_vs_off``: end-to-end synth views/s with physics on at that setting over physics off (a short run:
+compare rows with it; the main table's figure, with --poses 24 or more, is the one that counts start-up less).
 
 ``--baseline DIR``: another checkout (``git archive main | tar -x -C DIR``) whose bench/physics.py runs
 alternately with this one, ``--repeats`` times each, same arguments, one process per run; prints both

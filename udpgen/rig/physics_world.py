@@ -526,7 +526,7 @@ class SettleSettings:
     number of MMD frames in [min_frames, max_frames] (smoothstep easing), then hold it ``hold_frames``.
 
     The defaults (1/6-1/3 s, then 8 frames) are what ``python3 bench/physics.py --sweep`` chose on Gene: the
-    bones end a mean 1.3% of the model's size from where a 4 s settle puts them (1.0% for 30-60+10, at 2.6
+    bones end a mean 1.5% of the model's size from where a 4 s settle puts them (1.1% for 30-60+10, at 2.3
     times the cost), and a generated skirt leaves the raised thighs as well as with longer settles."""
     min_frames: int = setting(10, kind=int, low=1, high=600)
     max_frames: int = setting(20, kind=int, low=1, high=600)
