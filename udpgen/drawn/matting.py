@@ -21,8 +21,11 @@ Steps of :func:`matte` (all on numpy arrays, no I/O):
    out, the consistent offset of a light garment or of skin does not; spread below ``pocket_max_std``)
    and walled off from the outside background (at most ``pocket_max_hug`` of their boundary within
    ``pocket_gap_px`` of it: a white blouse, white boots are separated from the outside by their own
-   outline only, a real pocket by whole limbs). Small ones (eye highlights) stay foreground. A region
-   closed by a single thin line (a loop of one hair strand) stays foreground: markers settle it.
+   outline only, a real pocket by whole limbs). Pockets are taken innermost first (least boundary near
+   the outside) and then count as background for that test: a white torso whose sides face the
+   pockets behind both arms through its outline is a garment, though only its shoulder line faces the
+   outside. Small ones (eye highlights) stay foreground. A region closed by a single thin line (a loop
+   of one hair strand) stays foreground: markers settle it.
 3. User markers override: a candidate component touched by a green scribble is not background, one
    touched by a red scribble is; the scribbled pixels themselves become watershed seeds of their class.
 4. Seeds: background shrunk by ``margin_px``; foreground = pixels at least ``margin_px`` away from any
@@ -399,13 +402,45 @@ def _pockets(cand, labels, stats, outer, big, dist, s, lab, centres) -> np.ndarr
     std = np.sqrt(np.maximum(np.bincount(lab_sel, weights=d_sel ** 2, minlength=n) / cnt - mean ** 2, 0))
     pocket = big & (off < s.pocket_threshold) & (std < s.pocket_max_std)
     if pocket.any() and s.pocket_max_hug < 1:
-        outside = outer[labels]
-        near = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3) <= gap
-        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-        edge = sel & ~cv2.erode(cand, cross, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-        tot = np.bincount(labels[edge], minlength=n)
-        hug = np.bincount(labels[edge & near], minlength=n) / np.maximum(tot, 1)
-        pocket &= hug <= s.pocket_max_hug
+        pocket = _innermost_pockets(cand, labels, sel, outer, pocket, gap, s.pocket_max_hug)
+    return pocket
+
+
+def _innermost_pockets(cand, labels, sel, outer, colour_ok, gap, max_hug) -> np.ndarray:
+    """The shape test of :func:`_pockets`: which components passing the colour test (bool per label in
+    ``colour_ok``) are pockets, taken innermost first.
+
+    A thin outline with background-coloured pixels on both sides means at least one side is the
+    character: an outline is not drawn between two patches of background. So a component is judged
+    against all the background found so far, the outside and the pockets already taken: the one with the
+    least boundary near the outside (``hug``) first; it is a pocket when at most ``max_hug`` of its
+    boundary lies within ``gap`` px of that background, and then counts as background for the rest. A
+    white torso whose sides face the pockets behind both arms, and its broken shoulder line the outside,
+    is a garment, though little of it faces the outside alone; the pockets are still pockets (they face
+    the torso, which is not background when they are judged). All arrays are the crop of :func:`_pockets`;
+    ``labels`` (h, w) int32, ``sel``/``cand`` the big components / the candidates, ``outer`` bool per label
+    (frame-connected background)."""
+    n = len(colour_ok)
+    background = outer[labels]
+    near = cv2.distanceTransform((~background).astype(np.uint8), cv2.DIST_L2, 3) <= gap
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    edge = sel & ~cv2.erode(cand, cross, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    ids = np.flatnonzero(colour_ok)
+    edge_at = {int(k): np.flatnonzero(edge & (labels == k)) for k in ids}
+    hug0 = {k: float(near.flat[e].mean()) if len(e) else 0.0 for k, e in edge_at.items()}
+    pocket = np.zeros(n, bool)
+    pad = int(np.ceil(gap)) + 1
+    h, w = labels.shape
+    for k in sorted(hug0, key=lambda k: (hug0[k], k)):
+        e = edge_at[k]
+        if (float(near.flat[e].mean()) if len(e) else 0.0) > max_hug:
+            continue
+        pocket[k] = True
+        ys, xs = np.nonzero(labels == k)
+        y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
+        x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
+        inside = labels[y0:y1, x0:x1] == k
+        near[y0:y1, x0:x1] |= cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 3) <= gap
     return pocket
 
 
