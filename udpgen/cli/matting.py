@@ -116,7 +116,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     from tqdm import tqdm
 
     from udpgen.io.images import read_image, write_png_atomic
-    from udpgen.drawn.matting import MattingSettings, matte
+    from udpgen.drawn.matting import MattingSettings, alpha_is_meaningful, matte, require_character
 
     settings = MattingSettings() if gap_px is None else MattingSettings(gap_px=gap_px)  # bad value: one line
     if model_path is not None:
@@ -134,7 +134,8 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     rows, failed = [], 0
     for src, rel_in, rel in tqdm(jobs, desc="matte", unit="img", disable=True if len(jobs) < 2 else None,
                                  file=sys.stderr):
-        row = {"input": str(src), "rel": rel_in.as_posix(), "output": None, "confidence": None, "notes": [], "factors": {}}
+        row = {"input": str(src), "rel": rel_in.as_posix(), "output": None, "target": rel.as_posix(),
+               "confidence": None, "error": None, "notes": [], "factors": {}}
         try:
             image = read_image(src)
             markers = None
@@ -154,6 +155,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
             if segment is not None and markers is None:
                 markers = segment(image)
             res = matte(image, markers, settings)
+            require_character(res.rgba, alpha_is_meaningful(image))
             write_png_atomic(out_dir / rel, res.rgba)
             row.update(output=rel.as_posix(), confidence=round(res.confidence, 4), notes=res.notes,
                        factors=res.factors)
@@ -161,7 +163,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                 row["_thumb"] = _thumb(res.rgba)  # thumbnails only: a big folder must not fill memory
         except (UdpgenError, OSError) as e:
             failed += 1
-            row["notes"] = [f"failed: {e}"]
+            row["error"], row["notes"] = str(e), [f"failed: {e}"]
             tqdm.write(f"udpgen matte: {e}", file=sys.stderr)
         rows.append(row)
     order = sorted(rows, key=lambda r: (r["confidence"] is not None, r["confidence"] or 0.0, r["input"]))

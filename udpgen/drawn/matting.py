@@ -74,7 +74,7 @@ from udpgen.drawn.soft_alpha import edges, guided_filter
 from udpgen.settings import check_settings, setting
 
 __all__ = ["MattingSettings", "MatteResult", "SettingsError", "matte", "alpha_is_meaningful",
-           "marker_masks", "guided_filter"]
+           "require_character", "marker_masks", "guided_filter"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,19 @@ def alpha_is_meaningful(image: np.ndarray) -> bool:
         return False
     a = image[..., 3]
     return bool(a.min() < 255 and a.max() > 0)
+
+
+def require_character(rgba: np.ndarray, kept: bool = False) -> None:
+    """Raise UdpgenError when a cut-out (H, W, 4) uint8 holds no character: its alpha is all 0 (nothing
+    differs from the border colours), or, unless ``kept`` (the input's own alpha), all above 0 (no
+    background along the border). The one rule for `udpgen matte`, its review page and handdrawn."""
+    a = rgba[..., 3]
+    if not (a > 0).any():
+        raise UdpgenError("no character found: the matte is empty (nothing differs from the border colours; "
+                          "draw marker scribbles or cut it out first)")
+    if not kept and (a > 0).all():
+        raise UdpgenError("no background border: the matte keeps the whole image (draw marker scribbles "
+                          "or cut it out first)")
 
 
 def marker_masks(markers: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
