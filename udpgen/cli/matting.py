@@ -98,9 +98,10 @@ def _write_html(path: Path, rows: list[dict]) -> None:
 @click.option("--mask-background", type=int, default=0, show_default=True,
               help="The background label of the --masks label maps.")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A segmentation network of `conr train-matte` (needs the conr package, torch): its mask of "
-                   "each image seeds the matte as a label map would (for busy backgrounds); scribbles and "
-                   "--masks win where an image has them.")
+              help="A segmentation network of `conr train-matte` (needs the conr package, torch): on a textured "
+                   "background its mask of each image replaces grabCut's, snapped to the image's edges by the "
+                   "colour watershed; flat backgrounds keep the colour model. Scribbles and --masks override it "
+                   "where they mark.")
 def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report: bool, as_json: bool,
               gap_px: float | None, masks_dir: Path | None, mask_background: int, model_path: Path | None):
     """Cut characters out of hand-drawn images: INPUT is an image or a folder of images; each becomes an
@@ -120,8 +121,8 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
 
     settings = MattingSettings() if gap_px is None else MattingSettings(gap_px=gap_px)  # bad value: one line
     if model_path is not None:
-        from udpgen.drawn.masks import network_markers
-        segment = network_markers(model_path)
+        from udpgen.drawn.masks import network_prior
+        segment = network_prior(model_path)
     else:
         segment = None
 
@@ -152,9 +153,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                 if lpath is not None:
                     markers = label_markers(read_label_map(lpath), image.shape[:2], mask_background,
                                             name=str(lpath))
-            if segment is not None and markers is None:
-                markers = segment(image)
-            res = matte(image, markers, settings)
+            res = matte(image, markers, settings, prior=None if segment is None else segment(image))
             require_character(res.rgba, alpha_is_meaningful(image))
             write_png_atomic(out_dir / rel, res.rgba)
             row.update(output=rel.as_posix(), confidence=round(res.confidence, 4), notes=res.notes,

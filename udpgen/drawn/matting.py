@@ -34,8 +34,9 @@ Steps of :func:`matte` (all on numpy arrays, no I/O):
    strands joined to the body stay foreground.
    Textured backgrounds (mean frame ``dist`` above ``texture_threshold``: photos, patterns) have no
    colour to compare with; there cv2.grabCut (colour mixture models) runs at ``fallback_size``, seeded
-   with the frame as sure background and the candidates as probable background, then the colour
-   watershed snaps its cut to edges at full size.
+   with the frame as sure background and the candidates as probable background (or, given a ``prior``,
+   a segmentation network's mask is taken instead), then the colour watershed snaps its cut to edges at
+   full size.
 5. Soft alpha in an ``edge_px`` band around the cut (:mod:`udpgen.drawn.soft_alpha`): each pixel C is unmixed against the nearest pure
    background colour B and nearest pure foreground colour F, alpha = <C-B, F-B> / |F-B|^2 (exact for
    anti-aliased edges over a known background). On a lossless background, where F does not explain C
@@ -177,12 +178,17 @@ def marker_masks(markers: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarra
 
 
 def matte(image: np.ndarray, markers: np.ndarray | None = None,
-          settings: MattingSettings = MattingSettings()) -> MatteResult:
+          settings: MattingSettings = MattingSettings(), prior: np.ndarray | None = None) -> MatteResult:
     """Cut the character out of ``image``.
 
     image: (H, W, 3) uint8 RGB, or (H, W, 4) uint8 RGBA (when its alpha is meaningful, see
         :func:`alpha_is_meaningful`, it is returned unchanged with confidence 1).
     markers: optional (H, W, 3|4) uint8 scribbles (green = foreground, red = background).
+    prior: optional (H, W) float foreground probability in [0, 1] (a segmentation network's, see
+        udpgen.drawn.masks.network_prior). Used on textured backgrounds only, where no colour model of
+        the background exists: its mask (>= 0.5) replaces grabCut's, and the colour watershed snaps it to
+        the image's edges at full size as it does grabCut's (:func:`_refine`). On flat backgrounds the
+        colour model is the better judge and it is not used.
     Returns a :class:`MatteResult`.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
@@ -218,9 +224,19 @@ def matte(image: np.ndarray, markers: np.ndarray | None = None,
         notes.append(f"textured background (mean frame distance {frame_noise:.1f}): grabCut fallback")
         seed_bg = bg if len(all_centres) == len(centres) else \
             _background(_distance_to(lab, all_centres), frame, s, fg_user, bg_user, lab, all_centres)[0]
-        hard = _grabcut(rgb, seed_bg, frame, s, fg_user, bg_user)
+        if prior is not None:
+            if prior.shape != (h, w):
+                raise UdpgenError(f"prior must be (H, W) = {(h, w)}, got {prior.shape}")
+            notes.append("the network's mask instead of grabCut")
+            hard = prior >= 0.5
+            if fg_user is not None:
+                hard[fg_user], hard[bg_user] = True, False
+        else:
+            hard = _grabcut(rgb, seed_bg, frame, s, fg_user, bg_user)
         hard = _refine(rgb, hard, s, fg_user, bg_user)
     else:
+        if prior is not None:
+            notes.append("network mask unused: flat background (the colour model decides)")
         hard = _watershed(dist, bg, s, fg_user, bg_user)
     alpha, fg_rgb, residual = edges(rgb, hard, bg, s, clean=not textured, crop=not textured)
     # Fully transparent pixels carry no colour (smaller PNGs, no stray tint). cv2, not numpy boolean

@@ -278,6 +278,25 @@ def test_textured_background_falls_back_and_is_deterministic():
     assert 0 <= a.factors["edges"] <= 1 and a.factors["purity"] == 1
 
 
+def test_prior_replaces_grabcut_on_textured_backgrounds_only():
+    from skimage.data import chelsea
+
+    truth = character()
+    # a network's mask: right in the large, coarse at the edge (4x fewer pixels per side, as conr.matte's
+    # 128 px output of a 512 px drawing)
+    coarse = cv2.resize((truth[..., 3] > 127).astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+    prior = cv2.resize(coarse, (128, 128), interpolation=cv2.INTER_LINEAR)
+    img = on(truth, cv2.resize(chelsea(), (128, 128)).astype(np.float32))
+    r = matte(img, prior=prior)
+    assert any("network" in n for n in r.notes)
+    assert iou(r.alpha, truth) >= 0.95 > iou(matte(img).alpha, truth)  # grabCut alone: 0.85
+    flat = on(truth, (255, 255, 255))
+    wrong = np.zeros((128, 128), np.float32)                 # a useless mask is not used on a flat background
+    assert np.array_equal(matte(flat, prior=wrong).alpha, matte(flat).alpha)
+    with pytest.raises(UdpgenError, match="prior"):
+        matte(img, prior=np.zeros((10, 10), np.float32))
+
+
 @pytest.mark.parametrize("kw", [{"bg_threshold": -1}, {"margin_px": 0}, {"edge_px": 1.5}, {"min_border_share": 2.0},
                                 {"texture_fallback": 1}, {"guided_eps": float("nan")}, {"pocket_max_hug": 1.5},
                                 {"pocket_gap_px": 0.0}])
