@@ -90,10 +90,7 @@ def _views(data: str | os.PathLike, keep: int = 4096, seed: int = 0) -> list[np.
 def composites(views: list[np.ndarray], size: int, rng: np.random.Generator, batch: int,
                backgrounds: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """One training batch: ``batch`` random views, scaled (0.6-1.0 of the side) and placed at random on
-    random backgrounds -> (images (B, 3, S, S), alpha (B, 1, S, S)), float32 in [0, 1].
-
-    Each background (H, W, 3) uint8, H, W >= S, is varied (:func:`_vary`): a few dozen photos must not
-    become a few dozen memorised pictures, the network has to learn what a character looks like."""
+    random backgrounds -> (images (B, 3, S, S), alpha (B, 1, S, S)), float32 in [0, 1]."""
     import cv2
 
     imgs, alphas = [], []
@@ -103,7 +100,7 @@ def composites(views: list[np.ndarray], size: int, rng: np.random.Generator, bat
         v = cv2.resize(rgba, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         if rng.uniform() < 0.5:
             v = v[:, ::-1]
-        bg = _vary(backgrounds[int(rng.integers(len(backgrounds)))], size, rng)
+        bg = backgrounds[int(rng.integers(len(backgrounds)))].astype(np.float32) / 255
         y, x = rng.integers(0, size - side + 1, 2)
         a = np.zeros((size, size, 1), np.float32)
         fg = np.zeros((size, size, 3), np.float32)
@@ -113,26 +110,6 @@ def composites(views: list[np.ndarray], size: int, rng: np.random.Generator, bat
         imgs.append(img.transpose(2, 0, 1))
         alphas.append(a.transpose(2, 0, 1))
     return torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(alphas))
-
-
-def _vary(bg: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random variant of a background (H, W, 3) uint8 (H, W >= size) -> (size, size, 3) float32 in [0, 1]:
-    a square crop of a random side (size .. the shorter side) at a random place, resized to ``size``;
-    mirrored half of the time; its channels permuted, scaled by 0.7-1.3 each and, a quarter of the time,
-    made grey."""
-    import cv2
-
-    h, w = bg.shape[:2]
-    side = int(rng.integers(size, min(h, w) + 1))
-    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    out = cv2.resize(np.ascontiguousarray(bg[y:y + side, x:x + side]), (size, size),
-                     interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    if rng.uniform() < 0.5:
-        out = out[:, ::-1]
-    out = out[..., rng.permutation(3)] * rng.uniform(0.7, 1.3, 3).astype(np.float32)
-    if rng.uniform() < 0.25:
-        out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
-    return np.clip(out, 0, 1)
 
 
 def train_matte(data: str | os.PathLike, out: str | os.PathLike, *, steps: int = 2000, size: int = 128,
@@ -150,14 +127,11 @@ def train_matte(data: str | os.PathLike, out: str | os.PathLike, *, steps: int =
     if steps < 1 or batch < 1:
         raise MatteError(f"steps={steps}, batch={batch}: expected at least 1")
     views = _views(data, seed=seed)
-    # twice the side: _vary crops them at random scales
-    backgrounds = [img for _, img in iter_backgrounds(None, 2 * size, seed)]
+    backgrounds = [img for _, img in iter_backgrounds(None, size, seed)]
     import cv2
 
     for tar in list_shards(data, "bg"):
-        backgrounds += [img if min(img.shape[:2]) <= 2 * size else
-                        cv2.resize(img, (2 * size, 2 * size), interpolation=cv2.INTER_AREA)
-                        for _, img in bg_shard(tar) if min(img.shape[:2]) >= size]
+        backgrounds += [cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for _, img in bg_shard(tar)]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = MatteNet()
