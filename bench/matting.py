@@ -3,9 +3,11 @@
 A second table (``matting_styles``; ``--styles N`` drawings per cell, ``--styles-only`` for it alone)
 covers line-art styles the first set lacks (:func:`synth_character` styles: gapped outlines around a
 white torso, semi-transparent strokes, soft anti-aliased edges, and clean ones) on white, a flat colour,
-a photo of udpgen's built-in set and an 'unseen' photo (skimage images outside it: see UNSEEN), for matte() and for the previous method (plain flood fill, gap_px=0) on the same images:
-mean and worst IoU, mean alpha error over the image and over the edge band, images/s (one core; with the
-network, its markers included).
+a photo of udpgen's built-in set and an 'unseen' photo (skimage images outside it: see UNSEEN), for
+matte() and for the previous method (plain flood fill, gap_px=0) on the same images, and with
+``--model CK`` for matte() given the network's mask ('matte+model'): mean and worst IoU, mean alpha
+error over the image and over the edge band, images/s (one core; with the network, its inference
+included where it runs: textured backgrounds).
 
 Ground truth: RGBA cut-outs with exact alpha. The project's own renders (udpgen.render of the sample
 character and, when ../shared is there, Gene, in random poses and views) make up half the set when a GL
@@ -279,7 +281,7 @@ def styles_table(n: int, size: int, rng, photos, model=None, unseen=None) -> lis
                 for gt, img in zip(truth, imgs):
                     ga = gt[..., 3].astype(np.float32) / 255
                     t = time.perf_counter()  # the network's markers included: what `udpgen matte --model` costs
-                    a = matte(img, settings=st, prior=seed(img) if name == "matte+model" else None).alpha
+                    a = matte(img, settings=st, prior=(lambda: seed(img)) if name == "matte+model" else None).alpha
                     seconds += time.perf_counter() - t
                     v.append((scores(a, ga)[0], *alpha_errors(a, ga)))
                 v = np.array(v)

@@ -153,7 +153,8 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                 if lpath is not None:
                     markers = label_markers(read_label_map(lpath), image.shape[:2], mask_background,
                                             name=str(lpath))
-            res = matte(image, markers, settings, prior=None if segment is None else segment(image))
+            # called by matte on a textured background only: the network does not run for flat ones
+            res = matte(image, markers, settings, prior=None if segment is None else lambda: segment(image))
             require_character(res.rgba, alpha_is_meaningful(image))
             write_png_atomic(out_dir / rel, res.rgba)
             row.update(output=rel.as_posix(), confidence=round(res.confidence, 4), notes=res.notes,

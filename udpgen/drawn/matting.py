@@ -65,6 +65,7 @@ is ignored, so a black or transparent canvas with a few strokes is a valid marke
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -178,7 +179,8 @@ def marker_masks(markers: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarra
 
 
 def matte(image: np.ndarray, markers: np.ndarray | None = None,
-          settings: MattingSettings = MattingSettings(), prior: np.ndarray | None = None) -> MatteResult:
+          settings: MattingSettings = MattingSettings(),
+          prior: np.ndarray | Callable[[], np.ndarray] | None = None) -> MatteResult:
     """Cut the character out of ``image``.
 
     image: (H, W, 3) uint8 RGB, or (H, W, 4) uint8 RGBA (when its alpha is meaningful, see
@@ -188,7 +190,8 @@ def matte(image: np.ndarray, markers: np.ndarray | None = None,
         udpgen.drawn.masks.network_prior). Used on textured backgrounds only, where no colour model of
         the background exists: its mask (>= 0.5) replaces grabCut's, and the colour watershed snaps it to
         the image's edges at full size as it does grabCut's (:func:`_refine`). On flat backgrounds the
-        colour model is the better judge and it is not used.
+        colour model is the better judge and it is not used. A callable is called (with no argument) for
+        it only when it is used: a network runs on textured backgrounds alone.
     Returns a :class:`MatteResult`.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
@@ -224,9 +227,11 @@ def matte(image: np.ndarray, markers: np.ndarray | None = None,
         notes.append(f"textured background (mean frame distance {frame_noise:.1f}): grabCut fallback")
         seed_bg = bg if len(all_centres) == len(centres) else \
             _background(_distance_to(lab, all_centres), frame, s, fg_user, bg_user, lab, all_centres)[0]
+        if callable(prior):
+            prior = prior()
         if prior is not None:
-            if prior.shape != (h, w):
-                raise UdpgenError(f"prior must be (H, W) = {(h, w)}, got {prior.shape}")
+            if getattr(prior, "shape", None) != (h, w):
+                raise UdpgenError(f"prior must be (H, W) = {(h, w)}, got {getattr(prior, 'shape', type(prior))}")
             notes.append("the network's mask instead of grabCut")
             hard = prior >= 0.5
             if fg_user is not None:

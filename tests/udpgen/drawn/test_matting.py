@@ -293,6 +293,9 @@ def test_prior_replaces_grabcut_on_textured_backgrounds_only():
     flat = on(truth, (255, 255, 255))
     wrong = np.zeros((128, 128), np.float32)                 # a useless mask is not used on a flat background
     assert np.array_equal(matte(flat, prior=wrong).alpha, matte(flat).alpha)
+    calls = []                                                # ... nor, given as a callable, computed
+    assert np.array_equal(matte(flat, prior=lambda: calls.append(1) or wrong).alpha, matte(flat).alpha)
+    assert not calls and np.array_equal(matte(img, prior=lambda: prior).alpha, r.alpha)
     with pytest.raises(UdpgenError, match="prior"):
         matte(img, prior=np.zeros((10, 10), np.float32))
 
