@@ -98,9 +98,10 @@ def _write_html(path: Path, rows: list[dict]) -> None:
 @click.option("--mask-background", type=int, default=0, show_default=True,
               help="The background label of the --masks label maps.")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A segmentation network of `conr train-matte` (needs the conr package, torch): its mask of "
-                   "each image seeds the matte as a label map would (for busy backgrounds); scribbles and "
-                   "--masks win where an image has them.")
+              help="A segmentation network of `conr train-matte` (needs the conr package, torch): on a textured "
+                   "background its mask of each image replaces grabCut's, snapped to the image's edges by the "
+                   "colour watershed; flat backgrounds keep the colour model. Scribbles and --masks override it "
+                   "where they mark.")
 def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report: bool, as_json: bool,
               gap_px: float | None, masks_dir: Path | None, mask_background: int, model_path: Path | None):
     """Cut characters out of hand-drawn images: INPUT is an image or a folder of images; each becomes an
@@ -116,12 +117,12 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     from tqdm import tqdm
 
     from udpgen.io.images import read_image, write_png_atomic
-    from udpgen.drawn.matting import MattingSettings, matte
+    from udpgen.drawn.matting import MattingSettings, alpha_is_meaningful, matte, require_character
 
     settings = MattingSettings() if gap_px is None else MattingSettings(gap_px=gap_px)  # bad value: one line
     if model_path is not None:
-        from udpgen.drawn.masks import network_markers
-        segment = network_markers(model_path)
+        from udpgen.drawn.masks import network_prior
+        segment = network_prior(model_path)
     else:
         segment = None
 
@@ -134,7 +135,8 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     rows, failed = [], 0
     for src, rel_in, rel in tqdm(jobs, desc="matte", unit="img", disable=True if len(jobs) < 2 else None,
                                  file=sys.stderr):
-        row = {"input": str(src), "rel": rel_in.as_posix(), "output": None, "confidence": None, "notes": [], "factors": {}}
+        row = {"input": str(src), "rel": rel_in.as_posix(), "output": None, "target": rel.as_posix(),
+               "confidence": None, "error": None, "notes": [], "factors": {}}
         try:
             image = read_image(src)
             markers = None
@@ -151,9 +153,9 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                 if lpath is not None:
                     markers = label_markers(read_label_map(lpath), image.shape[:2], mask_background,
                                             name=str(lpath))
-            if segment is not None and markers is None:
-                markers = segment(image)
-            res = matte(image, markers, settings)
+            # called by matte on a textured background only: the network does not run for flat ones
+            res = matte(image, markers, settings, prior=None if segment is None else lambda: segment(image))
+            require_character(res.rgba, alpha_is_meaningful(image))
             write_png_atomic(out_dir / rel, res.rgba)
             row.update(output=rel.as_posix(), confidence=round(res.confidence, 4), notes=res.notes,
                        factors=res.factors)
@@ -161,7 +163,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
                 row["_thumb"] = _thumb(res.rgba)  # thumbnails only: a big folder must not fill memory
         except (UdpgenError, OSError) as e:
             failed += 1
-            row["notes"] = [f"failed: {e}"]
+            row["error"], row["notes"] = str(e), [f"failed: {e}"]
             tqdm.write(f"udpgen matte: {e}", file=sys.stderr)
         rows.append(row)
     order = sorted(rows, key=lambda r: (r["confidence"] is not None, r["confidence"] or 0.0, r["input"]))

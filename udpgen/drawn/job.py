@@ -208,7 +208,7 @@ def prepare_view(image: np.ndarray, markers: np.ndarray | None, settings: Handdr
     confidence, 'input' | 'matte'). Images with a meaningful alpha keep it (confidence 1). Raises
     UdpgenError when the matte is empty or keeps the whole image (no background along the border).
     Images longer than settings.matte_max (and size) are shrunk before matting, markers with them."""
-    from udpgen.drawn.matting import alpha_is_meaningful, matte
+    from udpgen.drawn.matting import alpha_is_meaningful, matte, require_character
 
     kept = alpha_is_meaningful(image)
     side = max(settings.matte_max, settings.size)
@@ -222,12 +222,7 @@ def prepare_view(image: np.ndarray, markers: np.ndarray | None, settings: Handdr
         if markers is not None:
             markers = cv2.resize(markers, dsize, interpolation=cv2.INTER_NEAREST)
     res = matte(image, markers)
-    if not (res.rgba[..., 3] > 0).any():
-        raise UdpgenError("no character found: the matte is empty (nothing differs from the border colours; "
-                          "draw marker scribbles or cut it out first)")
-    if not kept and (res.rgba[..., 3] > 0).all():
-        raise UdpgenError("no background border: the matte keeps the whole image (draw marker scribbles "
-                          "or cut it out first)")
+    require_character(res.rgba, kept)
     return fit_rgba(res.rgba, settings.size, settings.crop), float(res.confidence), "input" if kept else "matte"
 
 

@@ -81,12 +81,12 @@ def label_markers(labels: np.ndarray, shape: tuple[int, int], background: int = 
     return out
 
 
-def network_markers(model_path: str | os.PathLike):
-    """``udpgen matte --model``: a function image (H, W, 3|4) uint8 -> (H, W, 3) uint8 markers from the mask
-    of conr's segmentation network (conr.matte, ``conr train-matte``), as :func:`label_markers` makes them
-    from a label map but shrunk by 1.5 % of the longer side (the network's edge is coarse; the watershed and
-    the soft alpha settle it). conr (torch) is imported only here, so udpgen stays torch-free without it.
-    Raises UdpgenError naming the checkpoint when it cannot be used."""
+def network_prior(model_path: str | os.PathLike):
+    """``udpgen matte --model``: a function image (H, W, 3|4) uint8 -> (H, W) float32 foreground probability
+    from conr's segmentation network (conr.matte, ``conr train-matte``), for the ``prior`` argument of
+    :func:`udpgen.drawn.matting.matte` (it seeds the cut on textured backgrounds). conr (torch) is imported
+    only here, so udpgen stays torch-free without it. Raises UdpgenError naming the checkpoint when it
+    cannot be used."""
     try:
         from conr.errors import ConrError
         from conr.matte import load_matte, predict
@@ -98,8 +98,6 @@ def network_markers(model_path: str | os.PathLike):
     except ConrError as e:
         raise UdpgenError(str(e)) from None
 
-    def markers(image: np.ndarray) -> np.ndarray:
-        labels = (predict(net, size, image[..., :3]) >= 0.5).astype(np.uint8)
-        return label_markers(labels, image.shape[:2], 0, shrink_px=max(2, round(0.015 * max(image.shape[:2]))),
-                             name=str(model_path))
-    return markers
+    def prior(image: np.ndarray) -> np.ndarray:
+        return predict(net, size, image[..., :3])
+    return prior

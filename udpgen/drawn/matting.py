@@ -21,8 +21,11 @@ Steps of :func:`matte` (all on numpy arrays, no I/O):
    out, the consistent offset of a light garment or of skin does not; spread below ``pocket_max_std``)
    and walled off from the outside background (at most ``pocket_max_hug`` of their boundary within
    ``pocket_gap_px`` of it: a white blouse, white boots are separated from the outside by their own
-   outline only, a real pocket by whole limbs). Small ones (eye highlights) stay foreground. A region
-   closed by a single thin line (a loop of one hair strand) stays foreground: markers settle it.
+   outline only, a real pocket by whole limbs). Pockets are taken innermost first (least boundary near
+   the outside) and then count as background for that test: a white torso whose sides face the
+   pockets behind both arms through its outline is a garment, though only its shoulder line faces the
+   outside. Small ones (eye highlights) stay foreground. A region closed by a single thin line (a loop
+   of one hair strand) stays foreground: markers settle it.
 3. User markers override: a candidate component touched by a green scribble is not background, one
    touched by a red scribble is; the scribbled pixels themselves become watershed seeds of their class.
 4. Seeds: background shrunk by ``margin_px``; foreground = pixels at least ``margin_px`` away from any
@@ -31,8 +34,9 @@ Steps of :func:`matte` (all on numpy arrays, no I/O):
    strands joined to the body stay foreground.
    Textured backgrounds (mean frame ``dist`` above ``texture_threshold``: photos, patterns) have no
    colour to compare with; there cv2.grabCut (colour mixture models) runs at ``fallback_size``, seeded
-   with the frame as sure background and the candidates as probable background, then the colour
-   watershed snaps its cut to edges at full size.
+   with the frame as sure background and the candidates as probable background (or, given a ``prior``,
+   a segmentation network's mask is taken instead), then the colour watershed snaps its cut to edges at
+   full size.
 5. Soft alpha in an ``edge_px`` band around the cut (:mod:`udpgen.drawn.soft_alpha`): each pixel C is unmixed against the nearest pure
    background colour B and nearest pure foreground colour F, alpha = <C-B, F-B> / |F-B|^2 (exact for
    anti-aliased edges over a known background). On a lossless background, where F does not explain C
@@ -61,6 +65,7 @@ is ignored, so a black or transparent canvas with a few strokes is a valid marke
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -71,7 +76,7 @@ from udpgen.drawn.soft_alpha import edges, guided_filter
 from udpgen.settings import check_settings, setting
 
 __all__ = ["MattingSettings", "MatteResult", "SettingsError", "matte", "alpha_is_meaningful",
-           "marker_masks", "guided_filter"]
+           "require_character", "marker_masks", "guided_filter"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,19 @@ def alpha_is_meaningful(image: np.ndarray) -> bool:
     return bool(a.min() < 255 and a.max() > 0)
 
 
+def require_character(rgba: np.ndarray, kept: bool = False) -> None:
+    """Raise UdpgenError when a cut-out (H, W, 4) uint8 holds no character: its alpha is all 0 (nothing
+    differs from the border colours), or, unless ``kept`` (the input's own alpha), all above 0 (no
+    background along the border). The one rule for `udpgen matte`, its review page and handdrawn."""
+    a = rgba[..., 3]
+    if not (a > 0).any():
+        raise UdpgenError("no character found: the matte is empty (nothing differs from the border colours; "
+                          "draw marker scribbles or cut it out first)")
+    if not kept and (a > 0).all():
+        raise UdpgenError("no background border: the matte keeps the whole image (draw marker scribbles "
+                          "or cut it out first)")
+
+
 def marker_masks(markers: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Foreground and background scribbles of a marker image (H, W, 3|4) uint8 -> two (H, W) bool masks."""
     if markers.ndim != 3 or markers.shape[2] not in (3, 4) or markers.shape[:2] != tuple(shape):
@@ -161,12 +179,19 @@ def marker_masks(markers: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarra
 
 
 def matte(image: np.ndarray, markers: np.ndarray | None = None,
-          settings: MattingSettings = MattingSettings()) -> MatteResult:
+          settings: MattingSettings = MattingSettings(),
+          prior: np.ndarray | Callable[[], np.ndarray] | None = None) -> MatteResult:
     """Cut the character out of ``image``.
 
     image: (H, W, 3) uint8 RGB, or (H, W, 4) uint8 RGBA (when its alpha is meaningful, see
         :func:`alpha_is_meaningful`, it is returned unchanged with confidence 1).
     markers: optional (H, W, 3|4) uint8 scribbles (green = foreground, red = background).
+    prior: optional (H, W) float foreground probability in [0, 1] (a segmentation network's, see
+        udpgen.drawn.masks.network_prior). Used on textured backgrounds only, where no colour model of
+        the background exists: its mask (>= 0.5) replaces grabCut's, and the colour watershed snaps it to
+        the image's edges at full size as it does grabCut's (:func:`_refine`). On flat backgrounds the
+        colour model is the better judge and it is not used. A callable is called (with no argument) for
+        it only when it is used: a network runs on textured backgrounds alone.
     Returns a :class:`MatteResult`.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
@@ -202,9 +227,21 @@ def matte(image: np.ndarray, markers: np.ndarray | None = None,
         notes.append(f"textured background (mean frame distance {frame_noise:.1f}): grabCut fallback")
         seed_bg = bg if len(all_centres) == len(centres) else \
             _background(_distance_to(lab, all_centres), frame, s, fg_user, bg_user, lab, all_centres)[0]
-        hard = _grabcut(rgb, seed_bg, frame, s, fg_user, bg_user)
+        if callable(prior):
+            prior = prior()
+        if prior is not None:
+            if getattr(prior, "shape", None) != (h, w):
+                raise UdpgenError(f"prior must be (H, W) = {(h, w)}, got {getattr(prior, 'shape', type(prior))}")
+            notes.append("the network's mask instead of grabCut")
+            hard = prior >= 0.5
+            if fg_user is not None:
+                hard[fg_user], hard[bg_user] = True, False
+        else:
+            hard = _grabcut(rgb, seed_bg, frame, s, fg_user, bg_user)
         hard = _refine(rgb, hard, s, fg_user, bg_user)
     else:
+        if prior is not None:
+            notes.append("network mask unused: flat background (the colour model decides)")
         hard = _watershed(dist, bg, s, fg_user, bg_user)
     alpha, fg_rgb, residual = edges(rgb, hard, bg, s, clean=not textured, crop=not textured)
     # Fully transparent pixels carry no colour (smaller PNGs, no stray tint). cv2, not numpy boolean
@@ -399,13 +436,45 @@ def _pockets(cand, labels, stats, outer, big, dist, s, lab, centres) -> np.ndarr
     std = np.sqrt(np.maximum(np.bincount(lab_sel, weights=d_sel ** 2, minlength=n) / cnt - mean ** 2, 0))
     pocket = big & (off < s.pocket_threshold) & (std < s.pocket_max_std)
     if pocket.any() and s.pocket_max_hug < 1:
-        outside = outer[labels]
-        near = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3) <= gap
-        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-        edge = sel & ~cv2.erode(cand, cross, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-        tot = np.bincount(labels[edge], minlength=n)
-        hug = np.bincount(labels[edge & near], minlength=n) / np.maximum(tot, 1)
-        pocket &= hug <= s.pocket_max_hug
+        pocket = _innermost_pockets(cand, labels, sel, outer, pocket, gap, s.pocket_max_hug)
+    return pocket
+
+
+def _innermost_pockets(cand, labels, sel, outer, colour_ok, gap, max_hug) -> np.ndarray:
+    """The shape test of :func:`_pockets`: which components passing the colour test (bool per label in
+    ``colour_ok``) are pockets, taken innermost first.
+
+    A thin outline with background-coloured pixels on both sides means at least one side is the
+    character: an outline is not drawn between two patches of background. So a component is judged
+    against all the background found so far, the outside and the pockets already taken: the one with the
+    least boundary near the outside (``hug``) first; it is a pocket when at most ``max_hug`` of its
+    boundary lies within ``gap`` px of that background, and then counts as background for the rest. A
+    white torso whose sides face the pockets behind both arms, and its broken shoulder line the outside,
+    is a garment, though little of it faces the outside alone; the pockets are still pockets (they face
+    the torso, which is not background when they are judged). All arrays are the crop of :func:`_pockets`;
+    ``labels`` (h, w) int32, ``sel``/``cand`` the big components / the candidates, ``outer`` bool per label
+    (frame-connected background)."""
+    n = len(colour_ok)
+    background = outer[labels]
+    near = cv2.distanceTransform((~background).astype(np.uint8), cv2.DIST_L2, 3) <= gap
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    edge = sel & ~cv2.erode(cand, cross, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    ids = np.flatnonzero(colour_ok)
+    edge_at = {int(k): np.flatnonzero(edge & (labels == k)) for k in ids}
+    hug0 = {k: float(near.flat[e].mean()) if len(e) else 0.0 for k, e in edge_at.items()}
+    pocket = np.zeros(n, bool)
+    pad = int(np.ceil(gap)) + 1
+    h, w = labels.shape
+    for k in sorted(hug0, key=lambda k: (hug0[k], k)):
+        e = edge_at[k]
+        if (float(near.flat[e].mean()) if len(e) else 0.0) > max_hug:
+            continue
+        pocket[k] = True
+        ys, xs = np.nonzero(labels == k)
+        y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
+        x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
+        inside = labels[y0:y1, x0:x1] == k
+        near[y0:y1, x0:x1] |= cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 3) <= gap
     return pocket
 
 

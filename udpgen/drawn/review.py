@@ -1,8 +1,10 @@
 """Review of hand-drawn cut-outs (``udpgen matte-review``): list, scribble, re-matte, accept/reject.
 
 A matte output folder (``udpgen matte --out DIR``) holds the RGBA cut-outs and ``matte.json`` (per image:
-input path, its path relative to INPUT ``rel``, output path relative to DIR, confidence). The functions
-here work on that folder; :func:`serve` puts them behind a loopback-only HTTP server with one page.
+input path, its path relative to INPUT ``rel``, output path relative to DIR, confidence; for an image whose
+matte failed, the error and the ``target`` path a re-run writes). The functions here work on that folder;
+:func:`make_server` puts them behind a loopback-only HTTP server with one page, failed images first (a
+scribble and a re-run may rescue them), then the rest lowest confidence first.
 
 Names from the client are never used as paths: only the ``output`` names this module listed are accepted.
 """
@@ -31,15 +33,23 @@ _LOCK = threading.Lock()
 @dataclass
 class ReviewItem:
     """One cut-out: ``name`` its path relative to the matte folder (the id the client sends back),
-    ``input`` the source image, ``rel`` the source relative to INPUT, ``confidence`` in [0, 1]."""
+    ``input`` the source image, ``rel`` the source relative to INPUT, ``confidence`` in [0, 1]; for an
+    image whose matte failed, ``confidence`` None and ``error`` the message (``name`` is where a re-run
+    writes its cut-out)."""
     name: str
     input: Path
     rel: str
-    confidence: float
+    confidence: float | None
+    error: str | None = None
+
+
+def _order(item: ReviewItem) -> tuple:
+    """Failed first, then lowest confidence first."""
+    return item.confidence is not None, item.confidence or 0.0, item.name
 
 
 def list_items(out_dir: Path, input_dir: Path | None = None) -> list[ReviewItem]:
-    """Items of a matte output folder, lowest confidence first (failed images left out).
+    """Items of a matte output folder: failed images first (with their error), then lowest confidence first.
     ``input_dir`` (INPUT given to ``udpgen matte``) overrides the recorded input paths: input_dir / rel.
     Raises UdpgenError when ``out_dir`` has no readable matte.json."""
     meta = out_dir / "matte.json"
@@ -51,12 +61,19 @@ def list_items(out_dir: Path, input_dir: Path | None = None) -> list[ReviewItem]
         raise UdpgenError(f"{meta}: unreadable ({e})") from None
     items = []
     for r in rows:
-        if not isinstance(r, dict) or not r.get("output") or r.get("confidence") is None:
+        if not isinstance(r, dict) or not r.get("input"):
             continue
         rel = r.get("rel") or Path(r["input"]).name
         src = input_dir / rel if input_dir is not None else Path(r["input"])
-        items.append(ReviewItem(str(r["output"]), src, rel, float(r["confidence"])))
-    items.sort(key=lambda i: (i.confidence, i.name))
+        if r.get("output") and r.get("confidence") is not None:
+            items.append(ReviewItem(str(r["output"]), src, rel, float(r["confidence"])))
+        else:  # failed (matte.json of older versions: no target, the message only in the notes)
+            notes = [n for n in r.get("notes") or [] if isinstance(n, str)]
+            error = r.get("error") or next((n.removeprefix("failed: ") for n in notes if n.startswith("failed: ")),
+                                           "failed")
+            items.append(ReviewItem(str(r.get("target") or Path(rel).with_suffix(".png").as_posix()), src, rel,
+                                    None, str(error)))
+    items.sort(key=_order)
     return items
 
 
@@ -75,8 +92,11 @@ def save_markers(markers_dir: Path, item: ReviewItem, png: bytes) -> Path:
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) if png[:8] == b"\x89PNG\r\n\x1a\n" else None
     if img is None:
         raise UdpgenError(f"{item.name}: the markers are not a PNG")
-    with Image.open(item.input) as im:
-        w, h = im.size  # header only; EXIF rotation aside, what read_image returns
+    try:
+        with Image.open(item.input) as im:
+            w, h = im.size  # header only; EXIF rotation aside, what read_image returns
+    except Exception as e:  # noqa: BLE001 - unreadable, truncated, a decompression bomb: one message
+        raise UdpgenError(f"{item.name}: its input {item.input} cannot be read ({e})") from None
     if img.shape[:2] != (h, w):
         raise UdpgenError(f"{item.name}: markers are {img.shape[1]}x{img.shape[0]}, the image is {w}x{h}")
     path = marker_path(markers_dir, item)
@@ -87,8 +107,10 @@ def save_markers(markers_dir: Path, item: ReviewItem, png: bytes) -> Path:
 
 def rematte(out_dir: Path, markers_dir: Path, item: ReviewItem, settings=None) -> float:
     """Matte ``item``'s input again with its markers (when it has some) and replace its cut-out atomically;
-    update its confidence in matte.json. Returns the new confidence."""
-    from udpgen.drawn.matting import MattingSettings, matte
+    update its confidence in matte.json (a failed item becomes a cut-out). Returns the new confidence.
+    Raises UdpgenError (the item and its cut-out unchanged) when the input is unreadable or the matte
+    still holds no character."""
+    from udpgen.drawn.matting import MattingSettings, alpha_is_meaningful, matte, require_character
     from udpgen.io.images import read_image, write_png_atomic
 
     image = read_image(item.input)
@@ -100,15 +122,19 @@ def rematte(out_dir: Path, markers_dir: Path, item: ReviewItem, settings=None) -
             raise UdpgenError(f"{mpath}: markers are {markers.shape[1]}x{markers.shape[0]}, "
                               f"the image is {image.shape[1]}x{image.shape[0]}")
     res = matte(image, markers, settings or MattingSettings())
+    require_character(res.rgba, alpha_is_meaningful(image))
     write_png_atomic(out_dir / item.name, res.rgba)
     meta = out_dir / "matte.json"
     with _LOCK:  # two re-runs at once must not lose each other's confidence
         doc = json.loads(meta.read_text("utf-8"))
         for r in doc["results"]:
-            if r.get("output") == item.name:
-                r.update(confidence=round(res.confidence, 4), notes=res.notes, factors=res.factors)
+            if r.get("output") == item.name or (not r.get("output") and r.get("rel") == item.rel):
+                r.update(output=item.name, confidence=round(res.confidence, 4), error=None, notes=res.notes,
+                         factors=res.factors)
+        doc["results"].sort(key=lambda r: (r.get("confidence") is not None, r.get("confidence") or 0.0,
+                                           str(r.get("input"))))
         write_bytes_atomic(meta, json.dumps(doc, indent=1).encode("utf-8"))
-    item.confidence = round(res.confidence, 4)
+    item.confidence, item.error = round(res.confidence, 4), None
     return item.confidence
 
 
@@ -150,7 +176,7 @@ body{font:14px sans-serif;display:flex;gap:12px;margin:8px}#list{width:260px;ove
 .it{display:flex;gap:6px;align-items:center;cursor:pointer;padding:3px;border-bottom:1px solid #ddd}
 .it img{width:56px;height:56px;object-fit:contain;background:repeating-conic-gradient(#bbb 0 25%,#eee 0 50%) 0 0/12px 12px}
 .it.sel{background:#def}#stage{position:relative}canvas{position:absolute;left:0;top:0}#ui{margin-bottom:6px}
-.accept{color:green}.reject{color:#b00}</style>
+.accept{color:green}.reject{color:#b00}.failed{background:#fee}.err{color:#b00;font-size:12px}</style>
 <div id="list"></div><div><div id="ui"><b id="title">click a cut-out</b>
 <label><input type="radio" name="pen" value="fg" checked> green = character</label>
 <label><input type="radio" name="pen" value="bg"> red = background</label>
@@ -158,23 +184,28 @@ body{font:14px sans-serif;display:flex;gap:12px;margin:8px}#list{width:260px;ove
 <button id="accept">accept</button><button id="reject">reject</button> <span id="msg"></span></div>
 <div id="stage"><canvas id="base"></canvas><canvas id="paint"></canvas></div></div>
 <script>
-let cur=null,drawing=false;const base=document.getElementById('base'),paint=document.getElementById('paint');
+let cur=null,drawing=false,byName={},noInput=false;const base=document.getElementById('base'),paint=document.getElementById('paint');
 const msg=t=>document.getElementById('msg').textContent=t;
+// Failed images come first: no cut-out, their error shown; the input (when readable) can take scribbles.
 async function load(){const r=await fetch('/api/items');const items=await r.json();const L=document.getElementById('list');
-L.innerHTML='';for(const it of items){const d=document.createElement('div');d.className='it'+(cur===it.name?' sel':'');
-d.dataset.name=it.name;d.innerHTML='<img src="/cutout?name='+encodeURIComponent(it.name)+'&t='+Date.now()+'"><span></span>';
-d.querySelector('span').textContent=it.confidence.toFixed(3)+' '+it.name+(it.decision?' ['+it.decision+']':'');
+L.innerHTML='';byName={};for(const it of items){byName[it.name]=it;const d=document.createElement('div');d.className='it'+(cur===it.name?' sel':'');
+d.dataset.name=it.name;const src=(it.error?'/input':'/cutout')+'?name='+encodeURIComponent(it.name)+'&t='+Date.now();
+d.innerHTML='<img src="'+src+'" alt=""><span></span>';const sp=d.querySelector('span');
+sp.textContent=(it.error?'failed ':it.confidence.toFixed(3)+' ')+it.name+(it.decision?' ['+it.decision+']':'');
+if(it.error){d.classList.add('failed');d.dataset.failed='1';const e=document.createElement('div');e.className='err';
+e.textContent=it.error;sp.appendChild(e);}
 if(it.decision)d.classList.add(it.decision);d.onclick=()=>open_(it.name);L.appendChild(d);}}
 function img(src){return new Promise((ok,no)=>{const i=new Image();i.onload=()=>ok(i);i.onerror=no;i.src=src;});}
-async function drawBase(){const q='?name='+encodeURIComponent(cur)+'&t='+Date.now();
-const [a,b]=await Promise.all([img('/input'+q),img('/cutout'+q)]);
+async function drawBase(){const q='?name='+encodeURIComponent(cur)+'&t='+Date.now();const it=byName[cur]||{};
+const a=await img('/input'+q).catch(()=>null);const b=it.error?null:await img('/cutout'+q).catch(()=>null);
+noInput=!a;const g=base.getContext('2d');g.clearRect(0,0,base.width,base.height);if(!a)return;
 for(const c of [base,paint]){if(c.width!==a.naturalWidth||c.height!==a.naturalHeight){c.width=a.naturalWidth;c.height=a.naturalHeight;}}
-const g=base.getContext('2d');g.clearRect(0,0,base.width,base.height);g.globalAlpha=0.35;g.drawImage(a,0,0);
-g.globalAlpha=1;g.drawImage(b,0,0);document.getElementById('stage').style.width=base.width+'px';
+g.globalAlpha=b?0.35:1;g.drawImage(a,0,0);g.globalAlpha=1;if(b)g.drawImage(b,0,0);document.getElementById('stage').style.width=base.width+'px';
 document.getElementById('stage').style.height=base.height+'px';}
 async function open_(name){cur=name;document.getElementById('title').textContent=name;
 paint.getContext('2d').clearRect(0,0,paint.width,paint.height);await drawBase();
-paint.getContext('2d').clearRect(0,0,paint.width,paint.height);load();}
+paint.getContext('2d').clearRect(0,0,paint.width,paint.height);const it=byName[name]||{};
+msg(it.error?'failed: '+it.error+(noInput?'':' (paint scribbles, re-run)'):'');load();}
 function pos(e){const r=paint.getBoundingClientRect();return[(e.clientX-r.left)*paint.width/r.width,(e.clientY-r.top)*paint.height/r.height];}
 let last=null;
 paint.addEventListener('pointerdown',e=>{if(!cur)return;drawing=true;last=pos(e);stroke(last);});
@@ -187,7 +218,7 @@ document.getElementById('clear').onclick=()=>paint.getContext('2d').clearRect(0,
 async function post(url,body){const r=await fetch(url,{method:'POST',headers:{'Content-Type':'application/json'},body:JSON.stringify(body)});
 const j=await r.json();if(!r.ok)throw new Error(j.error);return j;}
 document.getElementById('rerun').onclick=async()=>{if(!cur)return;msg('re-running...');
-try{const j=await post('/api/rerun',{name:cur,markers:paint.toDataURL('image/png')});await drawBase();
+try{const j=await post('/api/rerun',{name:cur,markers:noInput?null:paint.toDataURL('image/png')});await load();await drawBase();
 msg('confidence '+j.confidence.toFixed(3));document.body.dataset.rerun=String(Date.now());load();}catch(e){msg(e.message);}};
 for(const d of ['accept','reject'])document.getElementById(d).onclick=async()=>{if(!cur)return;
 try{await post('/api/decide',{name:cur,decision:d});msg(d+'ed');document.body.dataset.decided=d;load();}catch(e){msg(e.message);}};
@@ -235,8 +266,8 @@ def make_server(out_dir: Path, markers_dir: Path, input_dir: Path | None = None,
                 return self._send(200, _page(), "text/html; charset=utf-8")
             if u.path == "/api/items":
                 dec = read_decisions(out_dir)
-                rows = sorted((items[n] for n in order), key=lambda i: (i.confidence, i.name))
-                return self._json(200, [{"name": i.name, "confidence": i.confidence,
+                rows = sorted((items[n] for n in order), key=_order)
+                return self._json(200, [{"name": i.name, "confidence": i.confidence, "error": i.error,
                                          "decision": dec.get(i.name)} for i in rows])
             if u.path in ("/cutout", "/input"):
                 item = self._item(q.get("name", [None])[0])
@@ -245,14 +276,15 @@ def make_server(out_dir: Path, markers_dir: Path, input_dir: Path | None = None,
                 path = out_dir / item.name if u.path == "/cutout" else item.input
                 try:
                     data = path.read_bytes()
-                except OSError as e:
+                    if u.path == "/input" and (path.suffix.lower() != ".png" or item.error is not None):
+                        # what matte reads (a failed input may be an unreadable or odd one: a 404, not a crash)
+                        from udpgen.io.images import read_image
+                        import cv2
+                        img = read_image(path)
+                        data = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4
+                                                                 else cv2.COLOR_RGB2BGR))[1].tobytes()
+                except (OSError, UdpgenError) as e:
                     return self._json(404, {"error": str(e)})
-                if u.path == "/input" and path.suffix.lower() != ".png":
-                    from udpgen.io.images import read_image
-                    import cv2
-                    img = read_image(path)
-                    data = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4
-                                                             else cv2.COLOR_RGB2BGR))[1].tobytes()
                 return self._send(200, data, "image/png")
             self._json(404, {"error": "not found"})
 
@@ -272,9 +304,11 @@ def make_server(out_dir: Path, markers_dir: Path, input_dir: Path | None = None,
             try:
                 if self.path == "/api/rerun":
                     url = body.get("markers", "")
-                    if not isinstance(url, str) or not url.startswith(_PNG_URL):
-                        return self._json(400, {"error": "markers: expected a PNG data URL"})
-                    save_markers(markers_dir, item, base64.b64decode(url[len(_PNG_URL):], validate=True))
+                    if url is not None and (not isinstance(url, str) or not url.startswith(_PNG_URL)):
+                        return self._json(400, {"error": "markers: expected a PNG data URL (or null: "
+                                                         "re-run with the saved ones)"})
+                    if url is not None:
+                        save_markers(markers_dir, item, base64.b64decode(url[len(_PNG_URL):], validate=True))
                     conf = rematte(out_dir, markers_dir, item)
                     return self._json(200, {"name": item.name, "confidence": conf})
                 if self.path == "/api/decide":

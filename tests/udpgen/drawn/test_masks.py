@@ -1,6 +1,8 @@
 """udpgen.drawn.masks and `udpgen matte --masks`: label maps a user has, as watershed markers."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from click.testing import CliRunner
 from PIL import Image
@@ -72,5 +74,9 @@ def test_bad_inputs_are_per_image_failures_never_a_stopped_run(tmp_path):
     for name in ("good.png", "cmyk.png", "palette.png", "deep.png"):
         rgba = read_image(tmp_path / "out" / name)
         assert rgba.shape == (128, 128, 4) and rgba[64, 64, 3] == 255   # the character's middle is kept
-    blank = read_image(tmp_path / "out" / "blank.png")
-    assert blank[..., 3].max() == 0  # no character: an empty cut-out, with confidence 0 in the report
+    # no character: a counted failure with its message (as in handdrawn), no empty cut-out; the review
+    # page lists it with that message
+    rows = {r["rel"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["blank.png"]["output"] is None and "no character found" in rows["blank.png"]["error"]
+    assert rows["blank.png"]["target"] == "blank.png" and not (tmp_path / "out" / "blank.png").exists()
+    assert json.loads(res.stdout)["failed"] == 3  # tiny, scribbled, blank

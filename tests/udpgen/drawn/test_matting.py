@@ -139,6 +139,52 @@ def test_gapped_outline_keeps_the_white_shirt():
     assert plain.alpha[shirt] < 0.5, "without the trapped ball the flood goes through the breaks"
 
 
+def white_torso_between_pockets(size=256, gap=5):
+    """A white torso on a white page whose sides are walled off by two arm loops (each closing a pocket
+    against the torso), its hem by a skirt: only its shoulder line faces the outside background, cut by
+    two ``gap`` px breaks (0: none). Returns (straight RGBA truth, the composite on white, a torso
+    pixel (y, x), the two pocket pixels)."""
+    S, t = size * SS, 2 * SS
+    col = np.zeros((S, S, 3), np.uint8)
+    cov = np.zeros((S, S), np.uint8)
+    outline = (30, 20, 40)
+
+    def shape(pts, fill):
+        pts = np.int32(np.array(pts) * S).reshape(-1, 1, 2)
+        cv2.fillPoly(col, [pts], fill)
+        cv2.fillPoly(cov, [pts], 255)
+        cv2.polylines(col, [pts], True, outline, t)
+        cv2.polylines(cov, [pts], True, 255, t)
+
+    shape([(0.36, 0.30), (0.64, 0.30), (0.64, 0.70), (0.36, 0.70)], (255, 255, 255))    # torso
+    shape([(0.34, 0.70), (0.66, 0.70), (0.68, 0.92), (0.32, 0.92)], (60, 90, 200))      # skirt
+    for m in (lambda x: x, lambda x: 1 - x):                                             # arm loops
+        shape([(m(0.36), 0.30), (m(0.14), 0.34), (m(0.14), 0.70), (m(0.36), 0.70), (m(0.36), 0.62),
+               (m(0.22), 0.62), (m(0.22), 0.42), (m(0.36), 0.40)], (250, 220, 200))
+    for x in (0.45, 0.55):  # breaks in the shoulder line, repainted with the fill (alpha kept)
+        y0, x0 = int(0.30 * S) - t, int(x * S)
+        col[y0:y0 + 2 * t, x0:x0 + gap * SS] = 255
+    a = cov.astype(np.float32) / 255
+    pre = cv2.resize(col.astype(np.float32) * a[..., None], (size, size), interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA)
+    rgb = np.where(alpha[..., None] > 0, pre / np.maximum(alpha[..., None], 1e-6), 0)
+    truth = np.dstack([np.clip(np.round(rgb), 0, 255), np.round(alpha * 255)]).astype(np.uint8)
+    pockets = [(int(0.52 * size), int(0.29 * size)), (int(0.52 * size), int(0.71 * size))]
+    return truth, on(truth, (255, 255, 255)), (int(0.5 * size), size // 2), pockets
+
+
+@pytest.mark.parametrize("gap", [0, 5])
+def test_white_torso_between_two_pockets_is_a_garment(gap):
+    # Only the shoulder line separates the torso from the outside (too little of its boundary for the
+    # garment rule alone); its sides face the pockets behind the arms, through a thin outline. Pockets
+    # are taken innermost first and then count as background, so the torso is a garment.
+    truth, img, torso, pockets = white_torso_between_pockets(gap=gap)
+    r = matte(img)
+    assert r.alpha[torso] > 0.5, "the white torso is the character"
+    assert all(r.alpha[p] < 0.5 for p in pockets), "the pockets behind the arms are background"
+    assert iou(r.alpha, truth) >= 0.97
+
+
 def shaded_blouse():
     """The test character in a toon-shaded white blouse: lit at 250 grey (1.9 Delta E from paper white),
     a bluish grey shadow over its lower part, dark outlines as usual."""
@@ -230,6 +276,28 @@ def test_textured_background_falls_back_and_is_deterministic():
     assert np.array_equal(a.rgba, b.rgba) and a.confidence == b.confidence
     assert any("textured" in n for n in a.notes) and a.confidence <= 0.5
     assert 0 <= a.factors["edges"] <= 1 and a.factors["purity"] == 1
+
+
+def test_prior_replaces_grabcut_on_textured_backgrounds_only():
+    from skimage.data import chelsea
+
+    truth = character()
+    # a network's mask: right in the large, coarse at the edge (4x fewer pixels per side, as conr.matte's
+    # 128 px output of a 512 px drawing)
+    coarse = cv2.resize((truth[..., 3] > 127).astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+    prior = cv2.resize(coarse, (128, 128), interpolation=cv2.INTER_LINEAR)
+    img = on(truth, cv2.resize(chelsea(), (128, 128)).astype(np.float32))
+    r = matte(img, prior=prior)
+    assert any("network" in n for n in r.notes)
+    assert iou(r.alpha, truth) >= 0.95 > iou(matte(img).alpha, truth)  # grabCut alone: 0.85
+    flat = on(truth, (255, 255, 255))
+    wrong = np.zeros((128, 128), np.float32)                 # a useless mask is not used on a flat background
+    assert np.array_equal(matte(flat, prior=wrong).alpha, matte(flat).alpha)
+    calls = []                                                # ... nor, given as a callable, computed
+    assert np.array_equal(matte(flat, prior=lambda: calls.append(1) or wrong).alpha, matte(flat).alpha)
+    assert not calls and np.array_equal(matte(img, prior=lambda: prior).alpha, r.alpha)
+    with pytest.raises(UdpgenError, match="prior"):
+        matte(img, prior=np.zeros((10, 10), np.float32))
 
 
 @pytest.mark.parametrize("kw", [{"bg_threshold": -1}, {"margin_px": 0}, {"edge_px": 1.5}, {"min_border_share": 2.0},

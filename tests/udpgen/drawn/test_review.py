@@ -57,6 +57,34 @@ def server(folder):
     srv.server_close()
 
 
+@pytest.fixture()
+def failed_server(tmp_path):
+    """A matte folder where two of three images failed (no character; not an image), served."""
+    src = tmp_path / "drawings"
+    src.mkdir()
+    cv2.imwrite(str(src / "good.png"), drawing(0)[..., ::-1])
+    cv2.imwrite(str(src / "blank.png"), np.full((96, 96, 3), 255, np.uint8))
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out, markers = tmp_path / "cut", tmp_path / "markers"
+    res = CliRunner().invoke(main, ["matte", str(src), "--out", str(out)])
+    assert res.exit_code == 1 and "2 of 3" in res.output, res.output
+    srv = make_server(out, markers, src)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", (src, out, markers)
+    srv.shutdown()
+    srv.server_close()
+
+
+def scribbles(fg, bg, size=96) -> str:
+    """A marker PNG data URL: green over the (y0, y1, x0, x1) box ``fg``, red over ``bg``."""
+    m = np.zeros((size, size, 4), np.uint8)
+    for (y0, y1, x0, x1), c in ((fg, (0, 255, 0, 255)), (bg, (255, 0, 0, 255))):
+        m[y0:y1, x0:x1] = c
+    png = cv2.imencode(".png", cv2.cvtColor(m, cv2.COLOR_RGBA2BGRA))[1].tobytes()
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def get(url):
     with urllib.request.urlopen(url, timeout=30) as r:
         return r.status, r.headers.get("Content-Type"), r.read()
@@ -120,6 +148,33 @@ def test_decisions_recorded(server):
     assert items["alice/0.png"] == "accept" and items["alice/1.png"] is None
 
 
+def test_failed_images_listed_first_with_their_message_and_rescued_by_scribbles(failed_server):
+    base, (src, out, markers) = failed_server
+    items = json.loads(get(base + "/api/items")[2])
+    assert [i["name"] for i in items][2:] == ["good.png"] and items[2]["error"] is None
+    failed = {i["name"]: i for i in items[:2]}
+    assert set(failed) == {"blank.png", "broken.png"} and all(i["confidence"] is None for i in failed.values())
+    assert "no character found" in failed["blank.png"]["error"] and "broken.jpg" in failed["broken.png"]["error"]
+    assert get(base + "/input?name=blank.png")[1] == "image/png"   # shown, to scribble on
+    with pytest.raises(urllib.error.HTTPError) as e:
+        get(base + "/input?name=broken.png")                       # unreadable: a 404 with the reason
+    assert e.value.code == 404 and "broken.jpg" in json.loads(e.value.read())["error"]
+    # the unreadable one stays failed (a re-run with no scribbles: the saved ones, here none)
+    code, j = post(base + "/api/rerun", {"name": "broken.png", "markers": None})
+    assert code == 400 and "broken.jpg" in j["error"] and not (out / "broken.png").exists()
+    # green on the figure a user sees, red along the top: a cut-out, and matte.json no longer lists it failed
+    code, j = post(base + "/api/rerun", {"name": "blank.png", "markers": scribbles((40, 56, 40, 56), (0, 4, 0, 96))})
+    assert code == 200, j
+    cut = read_image(out / "blank.png")
+    assert cut[48, 48, 3] == 255 and cut[1, 48, 3] == 0
+    row = next(r for r in json.loads((out / "matte.json").read_text())["results"] if r["rel"] == "blank.png")
+    assert row["output"] == "blank.png" and row["error"] is None and row["confidence"] == j["confidence"]
+    assert (markers / "blank.png").is_file()
+    items = {i["name"]: i for i in json.loads(get(base + "/api/items")[2])}
+    assert items["blank.png"]["error"] is None and items["broken.png"]["error"]
+    assert {i.rel for i in list_items(out) if i.error} == {"broken.jpg"}
+
+
 def test_traversal_refused(server):
     base, (src, out, markers) = server
     (out / "secret.png").write_bytes(b"x")
@@ -172,9 +227,10 @@ def test_cli_prints_url_and_stops_on_ctrl_c(folder):
     assert p.returncode == 0 and "stopped" in rest and "Traceback" not in err
 
 
-def test_browser_paint_rerun_accept(server):
-    """The page in a real headless chromium (Debian's chromium + chromium-driver, Selenium from PyPI);
-    skipped when any is missing. Paints a red scribble with pointer events, re-runs, accepts."""
+@pytest.fixture()
+def browser():
+    """A headless chromium (Debian's chromium + chromium-driver, Selenium from PyPI) -> (driver, By, wait);
+    skipped when any is missing."""
     webdriver = pytest.importorskip("selenium.webdriver")
     chromium, driver_bin = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
     if not (chromium and driver_bin):
@@ -183,33 +239,46 @@ def test_browser_paint_rerun_accept(server):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    base, (src, out, markers) = server
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(driver_bin), options=opts)
     try:
-        drv.get(base + "/")
-        wait = WebDriverWait(drv, 30)
-        item = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '.it[data-name="alice/1.png"]'))
-        before = read_image(out / "alice" / "1.png")
-        item.click()
-        wait.until(lambda d: d.execute_script("return document.getElementById('paint').width") == 96)
-        drv.find_element(By.CSS_SELECTOR, 'input[value="bg"]').click()
-        drv.execute_script("""
-            const c = document.getElementById('paint'), r = c.getBoundingClientRect();
-            const ev = (t, x, y) => c.dispatchEvent(new PointerEvent(t, {clientX: r.left + x, clientY: r.top + y,
-                bubbles: true, pointerId: 1, isPrimary: true}));
-            for (let y = 42; y <= 54; y += 4) { ev('pointerdown', 32, y);
-                for (let x = 32; x <= 64; x += 2) ev('pointermove', x, y); window.dispatchEvent(new PointerEvent('pointerup')); }
-        """)
-        drv.find_element(By.ID, "rerun").click()
-        wait.until(lambda d: d.execute_script("return document.body.dataset.rerun"))
-        drv.find_element(By.ID, "accept").click()
-        wait.until(lambda d: d.execute_script("return document.body.dataset.decided") == "accept")
+        yield drv, By, WebDriverWait(drv, 30)
     finally:
         drv.quit()
+
+
+# Strokes with pointer events over the paint canvas, one per y in ys, from x0 to x1 (canvas pixels).
+_PAINT = """
+    const [x0, x1, ys] = arguments, c = document.getElementById('paint'), r = c.getBoundingClientRect();
+    const ev = (t, x, y) => c.dispatchEvent(new PointerEvent(t, {clientX: r.left + x, clientY: r.top + y,
+        bubbles: true, pointerId: 1, isPrimary: true}));
+    for (const y of ys) { ev('pointerdown', x0, y);
+        for (let x = x0; x <= x1; x += 2) ev('pointermove', x, y); window.dispatchEvent(new PointerEvent('pointerup')); }
+"""
+
+
+def paint(drv, By, pen, x0, x1, ys):
+    drv.find_element(By.CSS_SELECTOR, f'input[value="{pen}"]').click()
+    drv.execute_script(_PAINT, x0, x1, list(ys))
+
+
+def test_browser_paint_rerun_accept(server, browser):
+    """The page in a real headless chromium: paints a red scribble with pointer events, re-runs, accepts."""
+    drv, By, wait = browser
+    base, (src, out, markers) = server
+    drv.get(base + "/")
+    item = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '.it[data-name="alice/1.png"]'))
+    before = read_image(out / "alice" / "1.png")
+    item.click()
+    wait.until(lambda d: d.execute_script("return document.getElementById('paint').width") == 96)
+    paint(drv, By, "bg", 32, 64, range(42, 55, 4))
+    drv.find_element(By.ID, "rerun").click()
+    wait.until(lambda d: d.execute_script("return document.body.dataset.rerun"))
+    drv.find_element(By.ID, "accept").click()
+    wait.until(lambda d: d.execute_script("return document.body.dataset.decided") == "accept")
     m = read_image(markers / "alice" / "1.png")
     assert m.shape[:2] == (96, 96)
     red = (m[..., 0] > 200) & (m[..., 1] < 60) & (m[..., 3] > 0)
@@ -217,6 +286,33 @@ def test_browser_paint_rerun_accept(server):
     after = read_image(out / "alice" / "1.png")
     assert after[48, 48, 3] < before[48, 48, 3]
     assert json.loads((out / "review.json").read_text()) == {"alice/1.png": "accept"}
+
+
+def test_browser_lists_failed_images_and_a_scribble_rescues_one(failed_server, browser):
+    """Failed images in the page: first, marked, with their message; the unreadable one has no input to
+    paint on; scribbles on the blank one and a re-run turn it into a cut-out."""
+    drv, By, wait = browser
+    base, (src, out, markers) = failed_server
+    drv.get(base + "/")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".it")) == 3)
+    rows = drv.find_elements(By.CSS_SELECTOR, ".it")
+    assert [r.get_attribute("data-failed") for r in rows] == ["1", "1", None]
+    blank = drv.find_element(By.CSS_SELECTOR, '.it[data-name="blank.png"]')
+    assert "no character found" in blank.text
+    drv.find_element(By.CSS_SELECTOR, '.it[data-name="broken.png"]').click()
+    wait.until(lambda d: "broken.jpg" in d.find_element(By.ID, "msg").text)
+    drv.find_element(By.CSS_SELECTOR, '.it[data-name="blank.png"]').click()  # the list was redrawn
+    wait.until(lambda d: d.execute_script("return document.getElementById('paint').width") == 96)
+    paint(drv, By, "fg", 40, 56, range(40, 57, 4))
+    paint(drv, By, "bg", 0, 94, [2])
+    drv.find_element(By.ID, "rerun").click()
+    wait.until(lambda d: d.execute_script("return document.body.dataset.rerun"))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '.it[data-name="blank.png"]').get_attribute("data-failed")
+               is None)
+    cut = read_image(out / "blank.png")
+    assert cut[48, 48, 3] == 255 and cut[2, 48, 3] == 0
+    m = read_image(markers / "blank.png")
+    assert m[48, 48, 1] > 200 and m[48, 48, 0] < 60   # green where it was painted
 
 
 def test_handdrawn_leaves_out_rejected_images_and_keeps_accepted_ones(folder, tmp_path):
