@@ -255,7 +255,7 @@ class _State:
         for b, frame in zip(np.asarray(bones).tolist(), np.asarray(frames, np.float64)):
             p = sk.parent[b]
             local = np.linalg.solve(self.world_of(p), frame) if p >= 0 else frame
-            q = Q.from_matrix(local[:3, :3])
+            q = Q.from_matrix1(local[:3, :3].tolist())      # one matrix: Python floats, not numpy calls
             self.grant_q[b] = self.local_q[b] = q
             self.ik_q[b] = Q.IDENTITY
             self.grant_t[b] = local[:3, 3] - sk.offset[b]
