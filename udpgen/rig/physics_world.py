@@ -272,12 +272,11 @@ class PhysicsWorld:
     def __init__(self, model: Model, layout: Layout, parent: np.ndarray, depth: np.ndarray,
                  plan: _Plan | None = None):
         bt = _engine()
-        from panda3d.core import BitMask32, Point3, Quat, TransformState, Vec3
+        from panda3d.core import BitMask32, LMatrix4f, TransformState, Vec3
 
         plan = plan if plan is not None else _Plan(model, layout, parent, depth)
         self.plan = plan
-        self._make, self._vec3, self._point3, self._quat = TransformState.make_pos_quat_scale, Vec3, Point3, Quat
-        self._one = Vec3(1, 1, 1)
+        self._make, self._mat4, self._vec3 = TransformState.make_mat, LMatrix4f, Vec3
         self.model, self.layout, self.parent = model, layout, parent
         self.world = bt.BulletWorld()
         self.world.set_gravity(Vec3(*GRAVITY))
@@ -348,11 +347,11 @@ class PhysicsWorld:
         """Set the bodies ``ks`` to the rigid frames (k, 4, 4)."""
         if not len(ks):
             return
-        qs = Q.from_matrix(frames[:, :3, :3]).tolist()
-        ps = frames[:, :3, 3].tolist()
-        make, point, quat, one, nodes = self._make, self._point3, self._quat, self._one, self.nodes
-        for k, q, p in zip(ks, qs, ps):
-            nodes[k].set_transform(make(point(*p), quat(q[3], q[0], q[1], q[2]), one))
+        # as matrices (panda3d's are row-vector: ours transposed): half the cost of a quaternion and a
+        # position per body, which a kinematic body pays every frame
+        make, mat, nodes = self._make, self._mat4, self.nodes
+        for k, m in zip(ks, np.swapaxes(frames, 1, 2).reshape(-1, 16).tolist()):
+            nodes[k].set_transform(make(mat(*m)))
 
     def _read(self, nodes) -> tuple[np.ndarray, np.ndarray]:
         """(k, 4) x, y, z, w rotations and (k, 3) positions of ``nodes``, one array conversion in all."""
