@@ -47,5 +47,5 @@ physics_settle_option = click.option(
     "--physics-settle", type=click.IntRange(0, 600), nargs=3, default=SETTLE_DEFAULT, show_default=True,
     metavar="MIN MAX HOLD", callback=_settle,
     help="MMD frames (60/s) a still pose's physics takes: a seeded ease from the rest pose over MIN..MAX "
-         "frames, then HOLD frames at the pose. Shorter is cheaper but less settled (bench/physics.py "
-         "measures both; a skirt has less time to leave a raised leg).")
+         "frames, then HOLD frames at the pose. Longer ends nearer where a long settle would, and costs "
+         "more (python3 bench/physics.py --sweep measures both). Recorded in synth's settings.")
