@@ -338,9 +338,8 @@ class PhysicsWorld:
         self._dyn_nodes = [self.nodes[k] for k in plan.dynamic.tolist()]
         self._dynamic, self._kinematic = plan.dynamic, plan.kinematic
         self.written = plan.written
-        self._equilibrium = None
+        self._eq_spring = None       # the spring joints' rest offsets (linear, angular), set by reset
         self._bodies = None          # (B, 4, 4) the state after the last step, or None (read afresh)
-        self.frames = 0
 
     # ------------------------------------------------------------------------------ transforms
     def _place(self, ks, frames: np.ndarray) -> None:
@@ -394,11 +393,10 @@ class PhysicsWorld:
         for node in self._dyn_nodes:
             node.set_linear_velocity(zero)
             node.set_angular_velocity(zero)
-        if self._equilibrium is None:
-            self._equilibrium = self._joint_offsets(targets)
+        if self._eq_spring is None:
             plan = self.plan
-            j = plan.spring_joints
-            self._eq_spring = (self._equilibrium[0][j], self._equilibrium[1][j])
+            self._eq_spring = _offsets(targets[plan.spring_a] @ plan.spring_frame_a,
+                                       targets[plan.spring_b] @ plan.spring_frame_b)
 
     def _joint_offsets(self, bodies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per joint, (J, 3) frame B's origin in frame A and (J, 3) Bullet's Euler angles of A^-1 B."""
@@ -444,7 +442,6 @@ class PhysicsWorld:
                 self._read_dynamic(bodies)
             self._update_springs(bodies, h)
             self.world.do_physics(h, 0, h)        # max_substeps 0: exactly one step of h
-        self.frames += frames
         self._read_dynamic(bodies)
 
     def bones(self, world: np.ndarray) -> np.ndarray:
@@ -559,10 +556,10 @@ class Physics:
         self.fallbacks = 0
         self.last_fallback: str | None = None
 
-    def world(self) -> PhysicsWorld:
-        """A fresh world with the bodies at the rest pose."""
+    def world(self, at: np.ndarray | None = None) -> PhysicsWorld:
+        """A fresh world with the bodies at the bone frames ``at`` (n, 4, 4; default the rest pose)."""
         w = PhysicsWorld(self.model, self.layout, self.skeleton.parent, self.skeleton.depth, self.plan)
-        w.reset(self.rest_world)
+        w.reset(self.rest_world if at is None else at)
         return w
 
     def settle(self, seed):
@@ -604,7 +601,7 @@ class MotionPhysics:
     frame more than two warm-ups after the last one (or before it) restarts it there, as does an
     explosion (that frame falls back to the kinematic pose and is counted in ``physics.fallbacks``). A warm-up
     reaching before frame 0 holds the motion's first pose there (the motion clamps to its first key), so the
-    first frames are drawn settled into it, as MMD does once its physics has run a moment on a paused motion.
+    first frames are drawn settled into it.
 
     world_at(frame) -> (n, 4, 4): the before-physics bone frames of the motion at a VMD frame.
     """
@@ -616,9 +613,7 @@ class MotionPhysics:
 
     def _restart(self, frame: float) -> None:
         start = np.floor(2.0 * (frame - self.warmup)) / 2.0
-        self._w = PhysicsWorld(self.physics.model, self.physics.layout, self.physics.skeleton.parent,
-                               self.physics.skeleton.depth, self.physics.plan)
-        self._w.reset(self.world_at(start))
+        self._w = self.physics.world(self.world_at(start))
         self._t = start
 
     def at(self, frame: float):
