@@ -44,7 +44,7 @@ from udpgen.sample import garments
 from udpgen.sample.character import build_model, png_bytes
 from udpgen.sample.garments import BOTTOMS, SLEEVES
 from udpgen.sample.mesh import HAIR_AXES, HEAD_CENTER, joint_positions, unit
-from udpgen.sample.parts import CAPE_MASK, CARD_BONES, Card, Mesh, add_cards, add_skirt_chains, append_mesh, glasses, hat, part_material, ribbon
+from udpgen.sample.parts import CAPE_GROUP, CAPE_MASK, CARD_BONES, Card, Mesh, add_cards, add_skirt_chains, append_mesh, glasses, hat, part_material, ribbon
 
 __all__ = ["CharacterSpec", "HAIR_STYLES", "ACCESSORIES", "PATTERNS", "CARD_BONES", "draw_spec", "build_character", "character_name",
            "write_family"]
@@ -254,7 +254,7 @@ def _add_cape(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:
                   limit_deg=30.0, tip=1.6) for lr, s in (("左", 1.0), ("右", -1.0))]
     mat = part_material("マント", "cape", model.textures.index("tex/cape.png"))
     return add_cards(model, cards, "上半身2", "マント", "cape", shape, 0.0, ("上半身", "upper body", upper, 1.8),
-                     ((2, CAPE_MASK), (2, CAPE_MASK)), mat)
+                     ((CAPE_GROUP, CAPE_MASK), (CAPE_GROUP, CAPE_MASK)), mat)
 
 
 def _add_accessories(model: Model, spec: CharacterSpec, shape: _Shape) -> Model:

@@ -25,7 +25,7 @@ from udpgen.sample.character import pack_weights
 from udpgen.sample.mesh import FACE_OFFSET, HEAD_AXES, HEAD_CENTER, Surface, grid_faces, tube, unit
 
 __all__ = ["Card", "Mesh", "add_cards", "append_mesh", "glasses", "hat", "ribbon", "part_material",
-           "CARD_BONES", "add_skirt_chains", "capsule_rotation", "SKIRT_CHAINS", "skirt_in_thighs", "CAPE_MASK"]
+           "CARD_BONES", "add_skirt_chains", "capsule_rotation", "SKIRT_CHAINS", "skirt_in_thighs", "CAPE_GROUP", "CAPE_MASK"]
 
 CARD_BONES = 4                     # bones per card chain
 
