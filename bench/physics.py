@@ -2,9 +2,12 @@
 synth views/s with physics on vs off.
 
 Rows (one core, pinned; medians of CPU time, so that other work on the machine does not count):
+  * ``physics_setup_ms`` / ``hanging_ms``: once per character, building its physics (``Physics``) and
+    settling its rest pose under gravity (``Physics.hanging``, where every still pose starts);
   * ``pose_kinematic_ms``: CharacterPose without physics (bones, morphs, skinning matrices);
-  * ``pose_settled_ms``: the same pose with physics settled into it (fresh world, rest pose eased to the
-    target over a seeded number of frames at 60 Hz, 2 sub-steps, then held: ``SettleSettings``, or --settle);
+  * ``pose_settled_ms``: the same pose with physics settled into it (fresh world, the hanging rest pose
+    eased to the target over a seeded number of frames at 60 Hz, 2 sub-steps, then held: ``SettleSettings``,
+    or --settle);
   * ``sequence_frame_ms``: one motion frame simulated in sequence (one 1/60 s step of an ongoing world,
     pose included), the cost a motion rendered frame by frame pays;
   * ``render_ms``: one view of that pose (draw + read-back) at ``--size``;
@@ -25,7 +28,9 @@ Rows (one core, pinned; medians of CPU time, so that other work on the machine d
 ``settle_ms`` per pose on the model; ``vs_reference``: median (and worst) over the poses of the mean distance
 of the physics bones from where a long settle (120 frames eased + 120 held) puts them, as a share of the
 model's size, beside ``reference_spread``, the same distance between two long settles (the floor: the
-bodies never quite come to rest); ``skirt_in_thigh``: skirt vertices inside the thighs of a generated
+bodies never quite come to rest); ``long_hair_*``: the same for a generated long-haired character (a long
+chain swings on after a quick ease: it needs the longer settles more than Gene does);
+``skirt_in_thigh``: skirt vertices inside the thighs of a generated
 skirted character, summed over the random poses whose legs go into its kinematic skirt (kinematic in the
 first row; ``udpgen.sample.parts.skirt_in_thighs``), fewer is better;
 ``synth_on_vs_off``: end-to-end synth views/s with physics on at that setting over physics off (a short run:
@@ -69,7 +74,12 @@ def per_view(model_path: Path, size: int, poses: int, settle=None) -> dict:
 
     model = load(model_path)
     rig = Rig(model)
+    t = time.process_time()
     sim = Physics(model, rig.skeleton, settle)
+    setup = 1e3 * (time.process_time() - t)
+    t = time.process_time()
+    sim.hanging()
+    hanging = 1e3 * (time.process_time() - t)
     renderer = Renderer(size)
     char = renderer.load(model, rig=rig)
     values = PoseSampler(rig).sample_many(0, poses)
@@ -102,7 +112,8 @@ def per_view(model_path: Path, size: int, poses: int, settle=None) -> dict:
     renderer.close()
     warm = _warmup_ms(model, rig, sim, model_path.parent / "motion")
     return {"model": model_path.name, "bodies": len(model.rigid_bodies), "joints": len(model.joints),
-            "size": size, "poses": poses, "pose_kinematic_ms": kin, "pose_settled_ms": settled,
+            "size": size, "poses": poses, "physics_setup_ms": setup, "hanging_ms": hanging,
+            "pose_kinematic_ms": kin, "pose_settled_ms": settled,
             "physics_per_pose_ms": settled - kin, "sequence_frame_ms": seq, "render_ms": render,
             **warm, "fallbacks": sim.fallbacks}
 
@@ -198,7 +209,7 @@ def _model_folder(model: Path, tmp: Path) -> Path:
     return models
 
 
-SWEEP = ((10, 20, 8), (15, 30, 10), (20, 40, 10), (30, 60, 10), (60, 90, 30))
+SWEEP = ((4, 8, 4), (6, 12, 6), (8, 16, 6), (8, 16, 8), (10, 20, 8), (15, 30, 10), (30, 60, 10))
 REFERENCE = (120, 120, 120)
 
 
@@ -225,46 +236,57 @@ def sweep(args) -> None:
     from udpgen.rig import Rig
     from udpgen.rig.physics_world import Physics, SettleSettings
     from udpgen.rig.sampler import PoseSampler
+    from udpgen.sample import family
     from udpgen.sample.parts import skirt_in_thighs
 
-    model = load(args.model)
-    rig = Rig(model)
-    values = PoseSampler(rig).sample_many(0, args.poses)
-    targets = [rig.pose_bones(v).world for v in values]
+    def character(model):
+        rig = Rig(model)
+        return model, rig, [rig.pose_bones(v).world for v in PoseSampler(rig).sample_many(0, args.poses)]
 
-    def settle(frames):
+    spec = next(s for s in (family.draw_spec(0, i) for i in range(60)) if s.hair == "long")
+    characters = {"": character(load(args.model)), "long_hair_": character(family.build_character(spec)[0])}
+
+    def settle(which, frames):
+        model, rig, targets = characters[which]
         sim = Physics(model, rig.skeleton, SettleSettings(*frames))
+        sim.hanging()                       # once per character (the main table's hanging_ms), not per pose
         t = time.process_time()
         out = [sim.settle(i)(w) for i, w in enumerate(targets)]
         ms = 1e3 * (time.process_time() - t) / len(targets)
-        return [None if o is None else o[1][:, :3, 3] for o in out], ms, sim.layout.scale
+        return [None if o is None else o[1][o[0], :3, 3] for o in out], ms, sim.layout.scale
 
     def spread(a, b, scale):
         d = [np.linalg.norm(x - y, axis=1).mean() / scale for x, y in zip(a, b) if x is not None and y is not None]
         return float(np.median(d)), float(np.max(d))
 
-    ref, _, scale = settle(REFERENCE)
-    ref2, _, _ = settle((REFERENCE[0] + 30, REFERENCE[1] + 30, REFERENCE[2] - 30))
-    floor = spread(ref, ref2, scale)
+    refs = {which: settle(which, REFERENCE) for which in characters}
+    floor = spread(refs[""][0], settle("", (REFERENCE[0] + 30, REFERENCE[1] + 30, REFERENCE[2] - 30))[0],
+                   refs[""][2])
     sk_model, sk_rig, sk_poses = _skirted()
     rows = [{"settle": "kinematic", "settle_ms": 0.0, "vs_reference": float("nan"), "vs_reference_worst": float("nan"),
-             "reference_spread": floor[0],
+             "reference_spread": floor[0], "long_hair_settle_ms": 0.0, "long_hair_vs_reference": float("nan"),
+             "long_hair_vs_reference_worst": float("nan"),
              "skirt_in_thigh": sum(skirt_in_thighs(sk_model, sk_rig.pose(v).positions, sk_rig.pose_bones(v).world)
                                    for v in sk_poses), "synth_on_vs_off": 1.0}]
     with tempfile.TemporaryDirectory() as tmp:
         models = _model_folder(args.model, Path(tmp))
         off, _ = synth_rate(models, args.size, args.poses, args.views, "off")
         for frames in SWEEP:
-            got, ms, _ = settle(frames)
-            med, worst = spread(got, ref, scale)
+            row = {"settle": "%d-%d+%d" % frames}
+            for which, (ref, _, scale) in refs.items():
+                got, ms, _ = settle(which, frames)
+                med, worst = spread(got, ref, scale)
+                row.update({f"{which}settle_ms": ms, f"{which}vs_reference": med, f"{which}vs_reference_worst": worst})
+                if not which:
+                    row["reference_spread"] = floor[0]
             sim = Physics(sk_model, sk_rig.skeleton, SettleSettings(*frames))
-            skirt = sum(skirt_in_thighs(sk_model, sk_rig.pose(v, physics=sim.settle(i)).positions,
-                                        sk_rig.pose_bones(v).world) for i, v in enumerate(sk_poses))
+            row["skirt_in_thigh"] = sum(skirt_in_thighs(sk_model, sk_rig.pose(v, physics=sim.settle(i)).positions,
+                                                        sk_rig.pose_bones(v).world) for i, v in enumerate(sk_poses))
             on, _ = synth_rate(models, args.size, args.poses, args.views, "on", SettleSettings(*frames))
-            rows.append({"settle": "%d-%d+%d" % frames, "settle_ms": ms, "vs_reference": med,
-                         "vs_reference_worst": worst, "reference_spread": floor[0], "skirt_in_thigh": skirt,
-                         "synth_on_vs_off": on / off})
+            row["synth_on_vs_off"] = on / off
+            rows.append(row)
     report("physics_settle", rows, {"model": args.model.name, "poses": args.poses, "reference": "%d-%d+%d" % REFERENCE,
+                                    "long_hair": spec.name,
                                     "note": "one core, CPU time; distances are shares of the model's size; synth at "
                                             f"--size {args.size}, {args.poses} poses x {args.views} views"})
 

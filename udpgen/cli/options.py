@@ -29,7 +29,7 @@ def shard_job_options(item: str):
     return apply
 
 
-SETTLE_DEFAULT = (10, 20, 8)         # SettleSettings' defaults (min, max, hold), shown in --help
+SETTLE_DEFAULT = (8, 16, 8)          # SettleSettings' defaults (min, max, hold), shown in --help
 
 
 def _settle(ctx, param, value):
@@ -46,6 +46,6 @@ def _settle(ctx, param, value):
 physics_settle_option = click.option(
     "--physics-settle", type=click.IntRange(0, 600), nargs=3, default=SETTLE_DEFAULT, show_default=True,
     metavar="MIN MAX HOLD", callback=_settle,
-    help="MMD frames (60/s) a still pose's physics takes: a seeded ease from the rest pose over MIN..MAX "
-         "frames, then HOLD frames at the pose. Longer ends nearer where a long settle would, and costs "
+    help="MMD frames (60/s) a still pose's physics takes: a seeded ease from the rest pose (its hair and "
+         "cloth hanging settled) over MIN..MAX frames, then HOLD frames at the pose. Longer ends nearer where a long settle would, and costs "
          "more (python3 bench/physics.py --sweep measures both). Recorded in synth's settings.")

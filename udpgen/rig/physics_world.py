@@ -21,9 +21,11 @@ What follows MMD (and saba / babylon-mmd, which reproduce it):
   not btGeneric6DofSpringConstraint, so the spring is emulated exactly as Bullet 2.x implements it
   (btGeneric6DofSpringConstraint::internalUpdateSprings): before each sub-step, per axis with a non-zero
   stiffness, ``delta`` = the current constraint-space offset (linear: frame B's origin in frame A; angular:
-  Bullet's XYZ Euler angles of frame A^-1 B) minus the rest value, ``force = delta * k`` (linear) or
+  Bullet's XYZ Euler angles of frame A^-1 B) minus the equilibrium, ``force = delta * k`` (linear) or
   ``-delta * k`` (angular), and the axis's limit motor gets target velocity ``fps * damping / iterations *
-  force`` and max force ``|force| / fps`` (damping 1, Bullet's default; 10 solver iterations);
+  force`` and max force ``|force| / fps`` (damping 1, Bullet's default; 10 solver iterations). The
+  equilibrium is 0: a joint's frames in its two bodies are taken from the rest pose, where they coincide
+  (MMD builds its joints at load, in the rest pose), whatever pose a world starts in;
 * time: MMD's 60 frames/s, 2 fixed sub-steps per frame (1/120 s).
 
 * Bullet's "additional damping" on every body, with Bullet's default factors and thresholds, as the
@@ -50,6 +52,7 @@ GRAVITY = (0.0, -98.0, 0.0)       # MMD units/s^2 (9.8 m/s^2 * 10, as MMD sets i
 FRAME_RATE = 60.0                 # MMD's frames per second
 SUBSTEPS = 2                      # fixed Bullet steps per frame
 SOLVER_ITERATIONS = 10            # Bullet's default, used by the spring formula
+REST_SETTLE_FRAMES = 60           # 1 s: how long a character's rest pose hangs under gravity before its still poses
 
 _bullet = None
 _drain = deque(maxlen=0).extend       # runs an iterator for its effects
@@ -108,16 +111,6 @@ def bullet_euler_xyz(r: np.ndarray) -> np.ndarray:
                      np.arctan2(-r[..., 1, 0], r[..., 0, 0])], -1)
 
 
-def _inv(m: np.ndarray) -> np.ndarray:
-    """Inverse of rigid (..., 4, 4) transforms."""
-    out = np.zeros_like(m)
-    rt = np.swapaxes(m[..., :3, :3], -1, -2)
-    out[..., :3, :3] = rt
-    out[..., :3, 3] = -np.einsum("...ij,...j->...i", rt, m[..., :3, 3])
-    out[..., 3, 3] = 1.0
-    return out
-
-
 def _offsets(fa: np.ndarray, fb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Joint frames A and B (J, 4, 4) in model space -> (J, 3) B's origin in frame A and (J, 3) Bullet's
     Euler angles of A^-1 B."""
@@ -165,7 +158,7 @@ class Layout:
         b = np.array([slot[model.joints[j].rigid_b] for j in joints], np.int64)
         jw = np.stack([euler_matrix(model.joints[j].position, model.joints[j].rotation) for j in joints]) \
             if len(joints) else np.zeros((0, 4, 4))
-        inv = _inv(world)
+        inv = Q.rigid_inverse(world)
         frame_a = inv[a] @ jw if len(joints) else jw
         frame_b = inv[b] @ jw if len(joints) else jw
         pts = np.asarray(model.positions, np.float64).reshape(-1, 3) if model.vertex_count else rest
@@ -186,8 +179,8 @@ class _Plan:
     write-back order. Engine transforms are immutable, so worlds share them safely."""
 
     def __init__(self, model: Model, layout: Layout, parent: np.ndarray, depth: np.ndarray):
-        _engine()
-        from panda3d.core import Point3, Quat, TransformState, Vec3
+        bt = _engine()
+        from panda3d.core import BitMask32, Point3, Quat, TransformState, Vec3
 
         one = Vec3(1, 1, 1)
 
@@ -203,6 +196,19 @@ class _Plan:
                                      f"group/mask pairs, more than the 32 the engine's filter can hold")
         self.classes = {c: k for k, c in enumerate(classes)}
         self.joints = [model.joints[j] for j in layout.joints]
+        # per body: (name, shape constructor and its arguments, mass or None (kinematic), (linear, angular)
+        # damping, friction, restitution, collision class bit). Each world makes its own shapes: panda3d
+        # sets a shape's scale from every transform given to its body (1 give or take float32 rounding), so
+        # a shape shared between worlds would carry one pose's last scale into the next pose's world
+        self.bodies = []
+        for rb in self.rbs:
+            size = [float(v) for v in rb.size]
+            shape = (bt.BulletSphereShape, (size[0],)) if rb.shape == 0 else \
+                (bt.BulletBoxShape, (Vec3(*size),)) if rb.shape == 1 else \
+                (bt.BulletCapsuleShape, (size[0], size[1], bt.YUp))
+            self.bodies.append((rb.name, shape, None if rb.mode == 0 else float(rb.mass),
+                                (float(rb.linear_damping), float(rb.angular_damping)), float(rb.friction),
+                                float(rb.restitution), BitMask32.bit(self.classes[rb.group, rb.no_collision_mask])))
         self.frame_a, self.frame_b = transforms(layout.frame_a), transforms(layout.frame_b)
         sprung = [k for k, jt in enumerate(self.joints)
                   if np.any(np.asarray(jt.spring_linear) != 0) or np.any(np.asarray(jt.spring_angular) != 0)]
@@ -212,11 +218,38 @@ class _Plan:
         self.k_ang = np.array([self.joints[k].spring_angular for k in sprung], np.float64).reshape(-1, 3)
         self.spring_a, self.spring_b = layout.a[j], layout.b[j]
         self.spring_frame_a, self.spring_frame_b = layout.frame_a[j], layout.frame_b[j]
+        # both ends of every spring in one gather and one product per sub-step: bodies a then bodies b
+        self.spring_ends = np.concatenate([self.spring_a, self.spring_b])
+        self.spring_frames = np.concatenate([self.spring_frame_a, self.spring_frame_b])
         self.lin_rows = np.flatnonzero((self.k_lin != 0).any(1))          # spring rows with a linear motor
         self.ang_rows, self.ang_axes = np.nonzero(self.k_ang != 0)        # (row, axis) per angular motor
+        self.k_lin_motor, self.k_ang_motor = self.k_lin[self.lin_rows], self.k_ang[self.ang_rows, self.ang_axes]
+        # each angular motor's angle read straight from the flattened (S * 9,) relative rotations, as
+        # bullet_euler_xyz has it: X = atan2(-r21, r22), Y = asin(r20), Z = atan2(-r10, r00)
+        base = 9 * self.ang_rows
+        self.ang_num = base + np.array([7, 6, 3])[self.ang_axes]
+        self.ang_den = base + np.array([8, 0, 0])[self.ang_axes]
+        self.ang_is_y = self.ang_axes == 1
+        # per joint: linear limits, angular limits in degrees (panda3d's unit), and for a sprung joint its
+        # spring row and the axes whose limit motors carry a spring (linear, angular)
+        spring_row = {k: r for r, k in enumerate(sprung)}
+        self.joint_limits = []
+        for k, jt in enumerate(self.joints):
+            row = spring_row.get(k)
+            lin_axes = [a for a in range(3) if row is not None and self.k_lin[row, a] != 0]
+            ang_axes = [a for a in range(3) if row is not None and self.k_ang[row, a] != 0]
+            self.joint_limits.append(([float(v) for v in jt.linear_lower], [float(v) for v in jt.linear_upper],
+                                      [math.degrees(float(v)) for v in jt.angular_lower],
+                                      [math.degrees(float(v)) for v in jt.angular_upper], row, lin_axes, ang_axes))
         self.dynamic = np.flatnonzero(layout.dynamic)
         self.kinematic = np.flatnonzero(~layout.dynamic)
-        self.inv_offset = _inv(layout.offset)
+        # the bones the kinematic bodies follow (a settle eases these alone), each kinematic body's row
+        # among them (an unbound body's is the identity appended last) and its frame in that bone's
+        self.kin_bones = np.unique(layout.bone[self.kinematic][layout.bone[self.kinematic] >= 0])
+        self.kin_row = np.where(layout.bone[self.kinematic] >= 0,
+                                np.searchsorted(self.kin_bones, layout.bone[self.kinematic]), len(self.kin_bones))
+        self.kin_offset = layout.offset[self.kinematic]
+        self.inv_offset = Q.rigid_inverse(layout.offset)
         # bones a dynamic body writes back to (the first body of a bone wins), and every bone below one,
         # parent-first: what a step recomputes
         writer_of: dict[int, int] = {}
@@ -257,6 +290,13 @@ class _Plan:
         self.slack = 0.1 * layout.scale + 0.5 * arms
         self.reach = 2.0 * (layout.scale + layout.reach)
 
+    def kinematic_frames(self, bone_frames: np.ndarray) -> np.ndarray:
+        """(..., k, 4, 4) frames of the bones ``kin_bones`` -> (..., K, 4, 4) the kinematic bodies' frames."""
+        if len(self.kin_row) and self.kin_row.max() == len(self.kin_bones):       # an unbound body
+            eye = np.broadcast_to(np.eye(4), bone_frames.shape[:-3] + (1, 4, 4))
+            bone_frames = np.concatenate([bone_frames, eye], -3)
+        return bone_frames[..., self.kin_row, :, :] @ self.kin_offset
+
 
 class PhysicsWorld:
     """One Bullet world for one model's kept bodies and joints; build a fresh one to reset all state.
@@ -272,11 +312,12 @@ class PhysicsWorld:
     def __init__(self, model: Model, layout: Layout, parent: np.ndarray, depth: np.ndarray,
                  plan: _Plan | None = None):
         bt = _engine()
-        from panda3d.core import BitMask32, LMatrix4f, TransformState, Vec3
+        from panda3d.core import Datagram, DatagramIterator, LMatrix4f, TransformState, Vec3
 
         plan = plan if plan is not None else _Plan(model, layout, parent, depth)
         self.plan = plan
         self._make, self._mat4, self._vec3 = TransformState.make_mat, LMatrix4f, Vec3
+        self._datagram, self._iterator = Datagram, DatagramIterator
         self.model, self.layout, self.parent = model, layout, parent
         self.world = bt.BulletWorld()
         self.world.set_gravity(Vec3(*GRAVITY))
@@ -285,49 +326,38 @@ class PhysicsWorld:
             for (gb, mb), kb in cid.items():
                 self.world.set_group_collision_flag(ka, kb, bool((ma >> gb) & 1 and (mb >> ga) & 1))
         self.nodes = []
-        for rb in plan.rbs:
-            node = bt.BulletRigidBodyNode(rb.name)
-            s = [float(v) for v in rb.size]
-            if rb.shape == 0:
-                shape = bt.BulletSphereShape(s[0])
-            elif rb.shape == 1:
-                shape = bt.BulletBoxShape(Vec3(s[0], s[1], s[2]))
-            else:
-                shape = bt.BulletCapsuleShape(s[0], s[1], bt.YUp)
-            node.add_shape(shape)
-            if rb.mode == 0:
+        for name, (shape, args), mass, damping, friction, restitution, mask in plan.bodies:
+            node = bt.BulletRigidBodyNode(name)
+            node.add_shape(shape(*args))
+            if mass is None:
                 node.set_kinematic(True)
             else:
-                node.set_mass(float(rb.mass))
-            node.set_linear_damping(float(rb.linear_damping))
-            node.set_angular_damping(float(rb.angular_damping))
-            node.set_friction(float(rb.friction))
-            node.set_restitution(float(rb.restitution))
+                node.set_mass(mass)
+            node.set_linear_damping(damping[0])
+            node.set_angular_damping(damping[1])
+            node.set_friction(friction)
+            node.set_restitution(restitution)
             node.set_deactivation_enabled(False)
-            node.set_into_collide_mask(BitMask32.bit(cid[rb.group, rb.no_collision_mask]))
+            node.set_into_collide_mask(mask)
             self.world.attach_rigid_body(node)
             self.nodes.append(node)
         self.constraints = []
-        spring_row = {int(k): r for r, k in enumerate(plan.spring_joints)}
         lin, ang = {}, {}
-        for k, jt in enumerate(plan.joints):
+        for k, (lo, hi, ang_lo, ang_hi, row, lin_axes, ang_axes) in enumerate(plan.joint_limits):
             c = bt.BulletGenericConstraint(self.nodes[layout.a[k]], self.nodes[layout.b[k]],
                                            plan.frame_a[k], plan.frame_b[k], True)
             for axis in range(3):
-                c.set_linear_limit(axis, float(jt.linear_lower[axis]), float(jt.linear_upper[axis]))
-                c.set_angular_limit(axis, math.degrees(float(jt.angular_lower[axis])),
-                                    math.degrees(float(jt.angular_upper[axis])))
-            if k in spring_row:
-                row = spring_row[k]
+                c.set_linear_limit(axis, lo[axis], hi[axis])
+                c.set_angular_limit(axis, ang_lo[axis], ang_hi[axis])
+            if lin_axes:
                 motor = c.get_translational_limit_motor()
-                for axis in range(3):
-                    if plan.k_lin[row, axis] != 0:
-                        motor.set_motor_enabled(axis, True)
-                        lin[row] = motor
-                    if plan.k_ang[row, axis] != 0:
-                        rot = c.get_rotational_limit_motor(axis)
-                        rot.set_motor_enabled(True)
-                        ang[row, axis] = rot
+                for axis in lin_axes:
+                    motor.set_motor_enabled(axis, True)
+                lin[row] = motor
+            for axis in ang_axes:
+                rot = c.get_rotational_limit_motor(axis)
+                rot.set_motor_enabled(True)
+                ang[row, axis] = rot
             self.world.attach_constraint(c, False)
             self.constraints.append(c)
         self._lin_motors = [lin[int(r)] for r in plan.lin_rows]
@@ -338,7 +368,6 @@ class PhysicsWorld:
         self._dyn_nodes = [self.nodes[k] for k in plan.dynamic.tolist()]
         self._dynamic, self._kinematic = plan.dynamic, plan.kinematic
         self.written = plan.written
-        self._eq_spring = None       # the spring joints' rest offsets (linear, angular), set by reset
         self._bodies = None          # (B, 4, 4) the state after the last step, or None (read afresh)
 
     # ------------------------------------------------------------------------------ transforms
@@ -346,38 +375,41 @@ class PhysicsWorld:
         """Set the bodies ``ks`` to the rigid frames (k, 4, 4)."""
         if not len(ks):
             return
-        # as matrices (panda3d's are row-vector: ours transposed): half the cost of a quaternion and a
-        # position per body, which a kinematic body pays every frame
+        # as matrices (panda3d's are row-vector: ours transposed), read from one buffer: about a third of
+        # the cost of a quaternion and a position per body, which a kinematic body pays every frame
+        buf = self._datagram(np.ascontiguousarray(np.swapaxes(frames, 1, 2), "<f4").tobytes())
+        buf.set_stdfloat_double(False)
+        it = self._iterator(buf)          # reads ``buf``, which must live as long
         make, mat, nodes = self._make, self._mat4, self.nodes
-        for k, m in zip(ks, np.swapaxes(frames, 1, 2).reshape(-1, 16).tolist()):
-            nodes[k].set_transform(make(mat(*m)))
+        for k in ks:
+            m = mat()
+            m.read_datagram(it)
+            nodes[k].set_transform(make(m))
 
-    def _read(self, nodes) -> tuple[np.ndarray, np.ndarray]:
-        """(k, 4) x, y, z, w rotations and (k, 3) positions of ``nodes``, one array conversion in all."""
-        flat = []
-        add = flat.extend
+    def _read(self, nodes) -> np.ndarray:
+        """(k, 4, 4) the current frames of ``nodes``: their matrices written into one buffer (panda3d's
+        little-endian float32), a third of the cost of reading a quaternion and a position per node."""
+        buf = self._datagram()
+        buf.set_stdfloat_double(False)
         for node in nodes:
-            t = node.get_transform()
-            add(t.get_quat())
-            add(t.get_pos())
-        flat = np.array(flat, np.float64).reshape(-1, 7)
-        return flat[:, [1, 2, 3, 0]], flat[:, 4:]
+            node.get_transform().get_mat().write_datagram(buf)
+        return np.swapaxes(np.frombuffer(buf.get_message(), "<f4").reshape(-1, 4, 4), 1, 2).astype(np.float64)
 
     def body_matrices(self) -> np.ndarray:
         """(B, 4, 4) the bodies' current frames (model space)."""
-        quat, pos = self._read(self.nodes)
-        return Q.compose(quat, pos)
+        return self._read(self.nodes)
 
     def _body_targets(self, world: np.ndarray) -> np.ndarray:
         lay = self.layout
         bone_world = np.where((lay.bone >= 0)[:, None, None], world[np.maximum(lay.bone, 0)], np.eye(4))
         return bone_world @ lay.offset
 
-    def reset(self, world: np.ndarray) -> None:
-        """Put every body at its bone's frame in ``world`` (n, 4, 4), at rest (kinematic ones too: no velocity
-        from where they were); the springs' rest values are measured here the first time (MMD sets them at
-        load, in the rest pose)."""
+    def reset(self, world: np.ndarray, dynamic: np.ndarray | None = None) -> None:
+        """Put every body at its bone's frame in ``world`` (n, 4, 4), or the dynamic ones at ``dynamic``
+        (D, 4, 4), at rest (kinematic ones too: no velocity from where they were)."""
         targets = self._body_targets(world)
+        if dynamic is not None:
+            targets[self._dynamic] = dynamic
         zero = self._vec3(0, 0, 0)
         # Bullet gives a kinematic body the velocity that carries it from its last stepped place to its new
         # one; panda3d moves only its motion state, so the first step saw every kinematic body fly from the
@@ -393,10 +425,6 @@ class PhysicsWorld:
         for node in self._dyn_nodes:
             node.set_linear_velocity(zero)
             node.set_angular_velocity(zero)
-        if self._eq_spring is None:
-            plan = self.plan
-            self._eq_spring = _offsets(targets[plan.spring_a] @ plan.spring_frame_a,
-                                       targets[plan.spring_b] @ plan.spring_frame_b)
 
     def _joint_offsets(self, bodies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per joint, (J, 3) frame B's origin in frame A and (J, 3) Bullet's Euler angles of A^-1 B."""
@@ -408,35 +436,41 @@ class PhysicsWorld:
         plan = self.plan
         if not plan.spring_joints.size:
             return
-        linear, angular = _offsets(bodies[plan.spring_a] @ plan.spring_frame_a,
-                                   bodies[plan.spring_b] @ plan.spring_frame_b)
-        eq_l, eq_a = self._eq_spring
+        frames = bodies[plan.spring_ends] @ plan.spring_frames        # (2S, 4, 4) joint frames A, then B
+        fa, fb = frames[:len(plan.spring_a)], frames[len(plan.spring_a):]
         fps = 1.0 / h
         vel = fps / SOLVER_ITERATIONS        # * damping, 1 as in Bullet
         if self._lin_motors:
-            f = (linear[plan.lin_rows] - eq_l[plan.lin_rows]) * plan.k_lin[plan.lin_rows]
+            rows = plan.lin_rows
+            linear = np.einsum("jki,jk->ji", fa[rows, :3, :3], fb[rows, :3, 3] - fa[rows, :3, 3])
+            f = linear * plan.k_lin_motor
             vec3 = self._vec3
             for motor, v, m in zip(self._lin_motors, (vel * f).tolist(), (np.abs(f) / fps).tolist()):
                 motor.set_target_velocity(vec3(*v))
                 motor.set_max_motor_force(vec3(*m))
-        f = -(angular[plan.ang_rows, plan.ang_axes] - eq_a[plan.ang_rows, plan.ang_axes]) \
-            * plan.k_ang[plan.ang_rows, plan.ang_axes]
+        r = (np.swapaxes(fa[:, :3, :3], 1, 2) @ fb[:, :3, :3]).reshape(-1)   # (S * 9,) A^-1 B
+        num = r[plan.ang_num]
+        angles = np.where(plan.ang_is_y, np.arcsin(np.clip(num, -1.0, 1.0)), np.arctan2(-num, r[plan.ang_den]))
+        f = -angles * plan.k_ang_motor
         _drain(map(operator.call, self._ang_velocity, (vel * f).tolist()))
         _drain(map(operator.call, self._ang_force, (np.abs(f) / fps).tolist()))
 
     def advance(self, world: np.ndarray, frames: int = 1) -> None:
         """Simulate ``frames`` MMD frames with the kinematic bodies at their bones in ``world`` (n, 4, 4, the
         before-physics bone frames)."""
+        self.advance_kinematic(self.plan.kinematic_frames(world[self.plan.kin_bones]), frames)
+
+    def advance_kinematic(self, kinematic: np.ndarray, frames: int = 1) -> None:
+        """:meth:`advance` given the kinematic bodies' frames (K, 4, 4) (``_Plan.kinematic_frames``)."""
         kin = self._kinematic
-        targets = self._body_targets(world)
         h = 1.0 / (FRAME_RATE * SUBSTEPS)
-        self._place(kin, targets[kin])
+        self._place(kin, kinematic)
         # the bodies' frames: kinematic ones as placed, dynamic ones as read after each sub-step (the
         # state after the previous step is kept, so a frame reads them once less)
         if self._bodies is None:
             self._bodies = self.body_matrices()
         bodies = self._bodies
-        bodies[kin] = targets[kin]
+        bodies[kin] = kinematic
         for i in range(frames * SUBSTEPS):
             if i:
                 self._read_dynamic(bodies)
@@ -459,7 +493,7 @@ class PhysicsWorld:
     def _read_dynamic(self, bodies: np.ndarray) -> None:
         """Refresh the dynamic bodies' rows of ``bodies`` (B, 4, 4) from the engine."""
         if self._dynamic.size:
-            bodies[self._dynamic] = Q.compose(*self._read(self._dyn_nodes))
+            bodies[self._dynamic] = self._read(self._dyn_nodes)
 
     def _write_back(self, world: np.ndarray, bodies: np.ndarray) -> np.ndarray:
         """Bones of dynamic bodies take their body's frame (mode 1) or rotation (mode 2: at the position its
@@ -471,7 +505,7 @@ class PhysicsWorld:
             return out
         has = plan.aff_parent >= 0
         local = world[plan.aff].copy()               # before-physics frames in their parents' frames
-        local[has] = _inv(world[plan.aff_parent[has]]) @ local[has]
+        local[has] = Q.rigid_inverse(world[plan.aff_parent[has]]) @ local[has]
         frame = bodies[plan.writers] @ plan.inv_offset[plan.writers]
         for idx, rows, parents, has, one, two in plan.levels:
             if parents is not None:
@@ -518,14 +552,18 @@ class PhysicsWorld:
 
 @dataclass(frozen=True)
 class SettleSettings:
-    """How a still pose is reached: the kinematic bones go from the rest pose to the target over a seeded
-    number of MMD frames in [min_frames, max_frames] (smoothstep easing), then hold it ``hold_frames``.
+    """How a still pose is reached: from the rest pose with its bodies hanging settled (``Physics.hanging``),
+    the kinematic bones go to the target over a seeded number of MMD frames in [min_frames, max_frames]
+    (smoothstep easing), then hold it ``hold_frames``.
 
-    The defaults (1/6-1/3 s, then 8 frames) are what ``python3 bench/physics.py --sweep`` chose on Gene: the
-    bones end a mean 1.5% of the model's size from where a 4 s settle puts them (1.1% for 30-60+10, at 2.3
-    times the cost), and a generated skirt leaves the raised thighs as well as with longer settles."""
-    min_frames: int = setting(10, kind=int, low=1, high=600)
-    max_frames: int = setting(20, kind=int, low=1, high=600)
+    The defaults (2/15-4/15 s, then 8 frames) are what ``python3 bench/physics.py --sweep --poses 16`` chose:
+    the bones end a median 1.7% of Gene's size from where a 4 s settle puts them (1.7% for 10-20+8, 1.2% for
+    30-60+10 at 2.5 times the cost), 1.1% for a generated long-haired character (whose long chains swing on
+    after a quicker ease: 0.8% for 10-20+8), and a generated skirt leaves the raised thighs as well as with
+    longer settles. Starting from the hanging rest pose, that is as near as 10-20+8 came from the bones'
+    places, at 13% less cost."""
+    min_frames: int = setting(8, kind=int, low=1, high=600)
+    max_frames: int = setting(16, kind=int, low=1, high=600)
     hold_frames: int = setting(8, kind=int, low=0, high=600)
 
     def __post_init__(self):
@@ -553,14 +591,31 @@ class Physics:
         self.active = bool(self.layout.dynamic.any())
         self.rest_world = skeleton.pose().world
         self._rest_quats = Q.from_matrix(self.rest_world[:, :3, :3])
+        self._hanging: np.ndarray | None = None      # (D, 4, 4), made by the first settle
         self.fallbacks = 0
         self.last_fallback: str | None = None
 
-    def world(self, at: np.ndarray | None = None) -> PhysicsWorld:
-        """A fresh world with the bodies at the bone frames ``at`` (n, 4, 4; default the rest pose)."""
+    def world(self, at: np.ndarray | None = None, dynamic: np.ndarray | None = None) -> PhysicsWorld:
+        """A fresh world with the bodies at the bone frames ``at`` (n, 4, 4; default the rest pose), or the
+        dynamic ones at ``dynamic`` (D, 4, 4)."""
         w = PhysicsWorld(self.model, self.layout, self.skeleton.parent, self.skeleton.depth, self.plan)
-        w.reset(self.rest_world if at is None else at)
+        w.reset(self.rest_world if at is None else at, dynamic)
         return w
+
+    def hanging(self) -> np.ndarray | None:
+        """(D, 4, 4) the dynamic bodies of the rest pose settled under gravity (``REST_SETTLE_FRAMES`` from
+        their bones' places; computed once per character), or None when that explodes. Every still pose
+        starts here, as a character standing still in MMD would: its hair already hangs, so a settle spends
+        its frames on the move into the pose rather than on the model's modelled (unsettled) shape falling."""
+        if self._hanging is None:
+            w = self.world()
+            try:
+                w.advance(self.rest_world, REST_SETTLE_FRAMES)
+                ok = w.exploded(self.rest_world) is None
+            except AssertionError:           # panda3d asserts when Bullet hands it a NaN transform
+                ok = False
+            self._hanging = w.body_matrices()[self.plan.dynamic] if ok else np.zeros((0, 4, 4))
+        return self._hanging if len(self._hanging) else None
 
     def settle(self, seed):
         """The physics hook for one still pose (None when the model has no dynamic body, so such a model
@@ -571,14 +626,16 @@ class Physics:
                                                              self.settings.max_frames + 1))
 
         def hook(target: np.ndarray):
-            w = self.world()
-            rest = self.rest_world
-            q0, q1 = self._rest_quats, Q.from_matrix(target[:, :3, :3])
+            w = self.world(dynamic=self.hanging())
+            # every frame's kinematic bodies at once: their bones eased (slerp, smoothstep) from rest
+            kb = self.plan.kin_bones
+            s = np.arange(1, n_frames + 1) / n_frames
+            s = (s * s * (3 - 2 * s))[:, None]                                        # (F, 1)
+            q = Q.slerp(self._rest_quats[kb], Q.from_matrix(target[kb, :3, :3]), s)   # (F, k, 4)
+            p = (1 - s)[..., None] * self.rest_world[kb, :3, 3] + s[..., None] * target[kb, :3, 3]
             try:
-                for f in range(1, n_frames + 1):
-                    s = f / n_frames
-                    s = s * s * (3 - 2 * s)
-                    w.advance(Q.compose(Q.slerp(q0, q1, s), (1 - s) * rest[:, :3, 3] + s * target[:, :3, 3]))
+                for frame in self.plan.kinematic_frames(Q.compose(q, p)):
+                    w.advance_kinematic(frame)
                 if self.settings.hold_frames:
                     w.advance(target, self.settings.hold_frames)
                 out = w.bones(target)
@@ -589,7 +646,7 @@ class Physics:
                 self.fallbacks += 1
                 self.last_fallback = why
                 return None
-            return w.written, out[w.written]
+            return w.written, out
 
         return hook
 
@@ -638,7 +695,7 @@ class MotionPhysics:
                 ph.last_fallback = why
                 self._w = None
                 return None
-            return self._w.written, out[self._w.written]
+            return self._w.written, out
 
         return hook
 

@@ -142,6 +142,16 @@ def compose(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     return m
 
 
+def rigid_inverse(m: np.ndarray) -> np.ndarray:
+    """Inverses of (..., 4, 4) rigid transforms (rotation and translation): transpose and back-rotate."""
+    out = np.zeros_like(m)
+    rt = np.swapaxes(m[..., :3, :3], -1, -2)
+    out[..., :3, :3] = rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", rt, m[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
+
+
 # --- single quaternions as tuples of Python floats: the grant step and the IK solver work one bone at a
 # time, where plain floats beat numpy's per-call overhead by an order of magnitude. Same formulas as above.
 

@@ -143,9 +143,10 @@ class Skeleton:
         ik_enabled (n,) bool: per IK bone on/off (VMD IK-property keys); None = all on.
         physics: None, or a callable run between the before-physics and the after-physics bones (where
             MMD steps its rigid bodies): it gets the (n, 4, 4) world matrices so far and returns None (keep
-            them) or ``(bones, frames)``: bone indices, parent-first, and their new (k, 4, 4) world
-            matrices, which replace those bones' local transforms (grant and IK included, as in MMD);
-            their descendants follow, then the after-physics bones are evaluated.
+            them) or ``(bones, world)``: the indices of the bones physics moves, whose local transforms
+            (grant and IK included, as in MMD) become those that put them at their frames in ``world``,
+            and the (n, 4, 4) world matrices after physics (rigid; the bones' descendants follow them
+            there); then the after-physics bones are evaluated.
         """
         n = self.n
         t = np.zeros((n, 3)) if translation is None else np.asarray(translation, np.float64).reshape(n, 3)
@@ -245,22 +246,27 @@ class _State:
         self.local_q[bone] = Q.mul1(tuple(self.ik_q[bone].tolist()), tuple(self.grant_q[bone].tolist()))
 
     def apply_physics(self, physics) -> None:
-        """Run the physics hook on the current world matrices and take over the bones it returns."""
+        """Run the physics hook on the current world matrices and take over the world it returns: the bones
+        it names get the local transforms that put them at their new frames (batched: the frames are rigid),
+        their descendants are where the hook put them already."""
         self.flush()
         result = physics(self.world.copy())
         if result is None:
             return
-        bones, frames = result
+        bones, world = result
+        bones = np.asarray(bones, np.int64)
         sk = self.sk
-        for b, frame in zip(np.asarray(bones).tolist(), np.asarray(frames, np.float64)):
-            p = sk.parent[b]
-            local = np.linalg.solve(self.world_of(p), frame) if p >= 0 else frame
-            q = Q.from_matrix1(local[:3, :3].tolist())      # one matrix: Python floats, not numpy calls
-            self.grant_q[b] = self.local_q[b] = q
-            self.ik_q[b] = Q.IDENTITY
-            self.grant_t[b] = local[:3, 3] - sk.offset[b]
-            self.has_grant_q[b] = self.has_grant_t[b] = True
-            self.mark(b)
+        parent = sk.parent[bones]
+        parent_world = world[np.maximum(parent, 0)]
+        parent_world[parent < 0] = np.eye(4)
+        local = Q.rigid_inverse(parent_world) @ world[bones]
+        q = Q.from_matrix(local[:, :3, :3])
+        self.grant_q[bones] = q
+        self.local_q[bones] = q
+        self.ik_q[bones] = Q.IDENTITY
+        self.grant_t[bones] = local[:, :3, 3] - sk.offset[bones]
+        self.has_grant_q[bones] = self.has_grant_t[bones] = True
+        self.world[:] = world
 
     def apply_append(self, a: Append) -> None:
         """Grant ``a.ratio`` of the source's transform to ``a.bone`` (babylon-mmd's AppendTransformSolver)."""

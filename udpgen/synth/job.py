@@ -47,8 +47,8 @@ class SynthConfig:
     simulated forward (MMD's 60 Hz) before each of its frames that is drawn, from the pose that many
     seconds earlier, each view on its own world so the bytes do not depend on which worker draws it;
     0 = the frame is settled from the rest pose like a random pose (cheaper: a 1 s warm-up costs about
-    3 default settles); physics_settle: (min, max, hold) MMD frames of that settle (a seeded ease from the rest
-    pose over min..max frames, then ``hold`` frames at the pose: :class:`udpgen.rig.physics_world.SettleSettings`;
+    5 default settles); physics_settle: (min, max, hold) MMD frames of that settle (a seeded ease from the
+    hanging rest pose over min..max frames, then ``hold`` frames at the pose: :class:`udpgen.rig.physics_world.SettleSettings`;
     shorter is cheaper and less settled, bench/physics.py measures both)."""
     size: int = setting(256, kind=int, low=1, high=4096)
     poses: int = setting(16, kind=int, low=0)
@@ -59,7 +59,7 @@ class SynthConfig:
     seed: int = setting(0, kind=int, low=0)
     physics: str = setting("auto", choices=("auto", "on", "off"))
     physics_warmup: float = setting(0.0, low=0, high=10)
-    physics_settle: tuple[int, int, int] = setting((10, 20, 8), kind="ints", size=3, low=0, high=600)
+    physics_settle: tuple[int, int, int] = setting((8, 16, 8), kind="ints", size=3, low=0, high=600)
 
     def __post_init__(self):
         check_settings(self, coerce=True)

@@ -140,7 +140,7 @@ def test_synth_physics_settle_changes_the_settle_is_recorded_and_a_rerun_with_an
     again = run("short", "--physics-settle", 4, 6, 2)             # the same settle resumes
     assert again.exit_code == 0 and json.loads(again.output[again.output.index("{"):])["shards_written"] == 0
     res = run("short")                                            # another settle into that folder: refused
-    assert res.exit_code == 1 and "physics_settle: [4, 6, 2] then, [10, 20, 8] now" in res.output, res.output
+    assert res.exit_code == 1 and "physics_settle: [4, 6, 2] then, [8, 16, 8] now" in res.output, res.output
     assert "Traceback" not in res.output
 
 

@@ -202,20 +202,26 @@ def test_engine_errors_fall_back_too(long_hair, monkeypatch):
     assert ph.fallbacks == 1 and "engine" in ph.last_fallback
 
 
-def test_skeleton_hook_replaces_bones_and_children_follow(long_hair):
-    """The hook's frames replace a bone's local transform; its descendants follow it."""
+def test_skeleton_takes_the_hooks_world_and_its_bones_local_transforms(long_hair):
+    """The hook's world replaces the pose's, and the bones it names take the local transforms that put them
+    there (grant and IK included): a bone evaluated after physics, or an IK solve, starts from those."""
     rig = Rig(long_hair)
     sk = rig.skeleton
     driven = sorted({rb.bone for rb in long_hair.rigid_bodies if rb.mode != 0 and rb.bone >= 0})
     root = next(b for b in driven if sk.children[b])
     child = sk.children[root][0]
     before = sk.pose().world
-    frame = before[root].copy()
-    frame[:3, 3] += (0.0, 0.0, 2.0)
-    after = sk.pose(physics=lambda world: ([root], frame[None])).world
-    np.testing.assert_allclose(after[root], frame, atol=1e-9)
-    np.testing.assert_allclose(after[child][:3, 3], before[child][:3, 3] + (0, 0, 2.0), atol=1e-9)
-    np.testing.assert_allclose(sk.pose(physics=lambda world: None).world, before)
+    turn = Q.compose(Q.from_axis_angle(np.array([1.0, 0, 0]), 0.5), np.zeros(3))
+    world = before.copy()
+    moved = sk.subtree(root)
+    world[moved] = before[root] @ turn @ Q.rigid_inverse(before[root]) @ before[moved]   # root turned 0.5 rad
+    pose = sk.pose(physics=lambda w: ([root], world))
+    np.testing.assert_allclose(pose.world, world, atol=1e-9)
+    rest_local = Q.from_matrix((Q.rigid_inverse(before[sk.parent[root]]) @ before[root])[:3, :3])
+    np.testing.assert_allclose(np.abs(np.sum(pose.local_rotation[root] * Q.mul(rest_local, Q.from_axis_angle(
+        np.array([1.0, 0, 0]), 0.5)))), 1.0, atol=1e-9)
+    assert not np.allclose(world[child], before[child])
+    np.testing.assert_allclose(sk.pose(physics=lambda w: None).world, before)
 
 
 @pytest.mark.slow
@@ -350,6 +356,63 @@ def test_a_fresh_world_starts_still_where_it_is_placed(gene, pose):
     w.step(world)
     moved = np.linalg.norm(w.body_matrices()[:, :3, 3] - before[:, :3, 3], axis=1)
     assert moved.max() < 0.5 and np.median(moved) < 0.01, (moved.max(), np.median(moved))
+
+
+def test_still_poses_start_from_the_rest_pose_hanging_under_gravity(long_hair):
+    """A settle starts with the dynamic bodies where the rest pose hangs them (settled once per character),
+    not at their modelled places: settling the rest pose itself then barely moves them, where starting
+    from the modelled places the hair would fall by a tenth of a unit and more on the way."""
+    rig = Rig(long_hair)
+    ph = Physics(long_hair, rig.skeleton, SettleSettings(6, 6, 6))
+    hanging = ph.hanging()
+    assert hanging is not None and np.isfinite(hanging).all() and ph.hanging() is hanging
+    modelled = ph.world().body_matrices()[ph.plan.dynamic]
+    assert hanging[:, 1, 3].mean() < modelled[:, 1, 3].mean() - 0.01
+    written, world = ph.settle(0)(ph.rest_world)
+    out = world[written]
+    hung = ph.world(dynamic=hanging).bones(ph.rest_world)[written]
+
+    def apart(a, b):
+        return np.linalg.norm(a[:, :3, 3] - b[:, :3, 3], axis=1).mean()
+    fallen = apart(ph.rest_world[written], hung)
+    assert fallen > 0.1 and apart(out, hung) < 0.05 * fallen, (fallen, apart(out, hung))
+
+
+def test_a_rest_pose_that_explodes_leaves_settles_starting_from_the_bones(long_hair, monkeypatch):
+    rig = Rig(long_hair)
+    ph = Physics(long_hair, rig.skeleton, FAST)
+    with monkeypatch.context() as m:
+        m.setattr(PhysicsWorld, "exploded", lambda self, world: "a test explosion")
+        assert ph.hanging() is None
+    assert ph.hanging() is None                       # decided once per character
+    v = _tilted_back(rig)
+    unhung = rig.pose(v, physics=ph.settle(0)).positions
+    assert ph.fallbacks == 0 and np.isfinite(unhung).all()
+    fresh = Physics(long_hair, rig.skeleton, FAST)
+    assert fresh.hanging() is not None
+    assert np.abs(rig.pose(v, physics=fresh.settle(0)).positions - unhung).max() > 1e-3
+
+
+def test_a_world_started_in_a_pose_springs_toward_the_rest_shape(gene):
+    """MMD builds its joints in the rest pose, so a spring pulls toward its joint's rest offsets (0: there
+    the joint's frames in its two bodies coincide) whichever pose a world starts in. A motion's warm-up
+    world used to measure them in its first pose instead: Gene's 22_apology.vmd bends a sprung joint by
+    0.26 rad at frame 30, and the springs held that bend."""
+    from udpgen.mmd import Motion, parse
+    from udpgen.rig import MotionSampler
+
+    path = GENE / "motion" / "22_apology.vmd"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    motion = parse(path.read_bytes(), path)
+    assert isinstance(motion, Motion)
+    rig = Rig(gene)
+    ph = Physics(gene, rig.skeleton)
+    world = rig.pose_bones(MotionSampler(gene, motion).at(30.0)).world
+    started_there = ph.world(world)
+    moved_there = ph.world()
+    moved_there.reset(world)
+    assert started_there.step(world, 10).tobytes() == moved_there.step(world, 10).tobytes()
 
 
 def test_bodies_get_bullets_additional_damping_as_mmd_runtimes_build_them():
