@@ -216,20 +216,12 @@ class _Plan:
         j = self.spring_joints
         self.k_lin = np.array([self.joints[k].spring_linear for k in sprung], np.float64).reshape(-1, 3)
         self.k_ang = np.array([self.joints[k].spring_angular for k in sprung], np.float64).reshape(-1, 3)
-        self.spring_a, self.spring_b = layout.a[j], layout.b[j]
-        self.spring_frame_a, self.spring_frame_b = layout.frame_a[j], layout.frame_b[j]
-        # both ends of every spring in one gather and one product per sub-step: bodies a then bodies b
-        self.spring_ends = np.concatenate([self.spring_a, self.spring_b])
-        self.spring_frames = np.concatenate([self.spring_frame_a, self.spring_frame_b])
+        # both ends of every spring in one gather and one product per sub-step: bodies a, then bodies b
+        self.spring_ends = np.concatenate([layout.a[j], layout.b[j]])
+        self.spring_frames = np.concatenate([layout.frame_a[j], layout.frame_b[j]])
         self.lin_rows = np.flatnonzero((self.k_lin != 0).any(1))          # spring rows with a linear motor
         self.ang_rows, self.ang_axes = np.nonzero(self.k_ang != 0)        # (row, axis) per angular motor
         self.k_lin_motor, self.k_ang_motor = self.k_lin[self.lin_rows], self.k_ang[self.ang_rows, self.ang_axes]
-        # each angular motor's angle read straight from the flattened (S * 9,) relative rotations, as
-        # bullet_euler_xyz has it: X = atan2(-r21, r22), Y = asin(r20), Z = atan2(-r10, r00)
-        base = 9 * self.ang_rows
-        self.ang_num = base + np.array([7, 6, 3])[self.ang_axes]
-        self.ang_den = base + np.array([8, 0, 0])[self.ang_axes]
-        self.ang_is_y = self.ang_axes == 1
         # per joint: linear limits, angular limits in degrees (panda3d's unit), and for a sprung joint its
         # spring row and the axes whose limit motors carry a spring (linear, angular)
         spring_row = {k: r for r, k in enumerate(sprung)}
@@ -437,7 +429,7 @@ class PhysicsWorld:
         if not plan.spring_joints.size:
             return
         frames = bodies[plan.spring_ends] @ plan.spring_frames        # (2S, 4, 4) joint frames A, then B
-        fa, fb = frames[:len(plan.spring_a)], frames[len(plan.spring_a):]
+        fa, fb = np.split(frames, 2)
         fps = 1.0 / h
         vel = fps / SOLVER_ITERATIONS        # * damping, 1 as in Bullet
         if self._lin_motors:
@@ -448,10 +440,8 @@ class PhysicsWorld:
             for motor, v, m in zip(self._lin_motors, (vel * f).tolist(), (np.abs(f) / fps).tolist()):
                 motor.set_target_velocity(vec3(*v))
                 motor.set_max_motor_force(vec3(*m))
-        r = (np.swapaxes(fa[:, :3, :3], 1, 2) @ fb[:, :3, :3]).reshape(-1)   # (S * 9,) A^-1 B
-        num = r[plan.ang_num]
-        angles = np.where(plan.ang_is_y, np.arcsin(np.clip(num, -1.0, 1.0)), np.arctan2(-num, r[plan.ang_den]))
-        f = -angles * plan.k_ang_motor
+        angles = bullet_euler_xyz(np.swapaxes(fa[:, :3, :3], 1, 2) @ fb[:, :3, :3])
+        f = -angles[plan.ang_rows, plan.ang_axes] * plan.k_ang_motor
         _drain(map(operator.call, self._ang_velocity, (vel * f).tolist()))
         _drain(map(operator.call, self._ang_force, (np.abs(f) / fps).tolist()))
 
