@@ -19,14 +19,16 @@ What follows MMD (and saba / babylon-mmd, which reproduce it):
 * joints: a generic 6-DOF constraint in the joint frame ``T(position) Ry Rx Rz``, linear and angular limits
   as given (lower > upper frees an axis, Bullet's rule) and springs. panda3d wraps btGeneric6DofConstraint,
   not btGeneric6DofSpringConstraint, so the spring is emulated exactly as Bullet 2.x implements it
-  (btGeneric6DofSpringConstraint::internalUpdateSprings): before each sub-step, per axis with a non-zero
-  stiffness, ``delta`` = the current constraint-space offset (linear: frame B's origin in frame A; angular:
-  Bullet's XYZ Euler angles of frame A^-1 B) minus the equilibrium, ``force = delta * k`` (linear) or
+  (btGeneric6DofSpringConstraint::internalUpdateSprings): before each internal step (a pre-tick callback,
+  :func:`_spring_tick`), per axis with a non-zero stiffness, ``delta`` = the constraint-space offset Bullet
+  measures from the bodies at that moment (linear: frame B's origin in frame A; angular: Bullet's XYZ Euler
+  angles of frame A^-1 B) minus the equilibrium, ``force = delta * k`` (linear) or
   ``-delta * k`` (angular), and the axis's limit motor gets target velocity ``fps * damping / iterations *
   force`` and max force ``|force| / fps`` (damping 1, Bullet's default; 10 solver iterations). The
   equilibrium is 0: a joint's frames in its two bodies are taken from the rest pose, where they coincide
   (MMD builds its joints at load, in the rest pose), whatever pose a world starts in;
-* time: MMD's 60 frames/s, 2 fixed sub-steps per frame (1/120 s).
+* time: MMD's 60 frames/s, one Bullet call per frame with 2 fixed sub-steps (1/120 s), as the MMD
+  runtimes step it: a kinematic body placed for a frame moves with that frame's velocity in both.
 
 * Bullet's "additional damping" on every body, with Bullet's default factors and thresholds, as the
   MMD-compatible runtimes build their bodies (MMDAI's vpvl2, saba); panda3d reads it from the process-wide
@@ -82,7 +84,7 @@ def _engine():
             raise PhysicsUnavailable("physics needs the optional panda3d package "
                                      "(pip install 'udpgen[physics]')") from e
         # transform-cache off: panda3d's global cache of TransformStates (hashing and uniquifying each new
-        # one) only slows us down, as every body's transform is made afresh each sub-step; the same bytes
+        # one) only slows us down, as every body's transform is made afresh each frame; the same bytes
         # come out, about 15% sooner on Gene
         loadPrcFileData("udpgen-physics", "bullet-filter-algorithm groups-mask\nnotify-level-bullet error\n"
                                           "transform-cache 0\nbullet-additional-damping 1")
@@ -117,6 +119,41 @@ def _offsets(fa: np.ndarray, fb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ra = fa[:, :3, :3]
     linear = np.einsum("jki,jk->ji", ra, fb[:, :3, 3] - fa[:, :3, 3])
     return linear, bullet_euler_xyz(np.swapaxes(ra, 1, 2) @ fb[:, :3, :3])
+
+
+def _spring_tick(plan: "_Plan", constraints: list, lin_motors: list, ang_motors: list, vec3):
+    """The pre-tick callback that sets every spring's motors (module doc) before an internal Bullet step.
+
+    ``set_frames`` with a joint's own frames makes Bullet recompute the joint's offsets from the bodies'
+    transforms at that moment (kinematic ones already moved for this frame), and ``get_angle`` /
+    ``get_pivot`` read those: the very values btGeneric6DofSpringConstraint takes in the step's getInfo2.
+    Unbound methods mapped over lists run the per-joint calls from C (a Python loop costs as much again)."""
+    gc = _engine().BulletGenericConstraint
+    set_frames, get_angle, get_pivot = gc.set_frames, gc.get_angle, gc.get_pivot
+    rows = plan.spring_joints.tolist()
+    sprung = [constraints[k] for k in rows]
+    frame_a, frame_b = [plan.frame_a[k] for k in rows], [plan.frame_b[k] for k in rows]
+    ang_cons, ang_axes = [sprung[r] for r in plan.ang_rows.tolist()], plan.ang_axes.tolist()
+    lin_cons = [sprung[r] for r in plan.lin_rows.tolist() for _ in range(3)]
+    lin_axes = [0, 1, 2] * len(plan.lin_rows)
+    k_ang, k_lin = -plan.k_ang_motor, plan.k_lin_motor
+    velocity = [m.set_target_velocity for m in ang_motors]
+    force = [m.set_max_motor_force for m in ang_motors]
+    fps = FRAME_RATE * SUBSTEPS
+    vel = fps / SOLVER_ITERATIONS        # * damping, 1 as in Bullet
+
+    def tick(_data) -> None:
+        _drain(map(set_frames, sprung, frame_a, frame_b))
+        f = np.fromiter(map(get_angle, ang_cons, ang_axes), np.float64, len(ang_axes)) * k_ang
+        _drain(map(operator.call, velocity, (vel * f).tolist()))
+        _drain(map(operator.call, force, (np.abs(f) / fps).tolist()))
+        if lin_motors:
+            f = np.fromiter(map(get_pivot, lin_cons, lin_axes), np.float64, len(lin_axes)).reshape(-1, 3) * k_lin
+            for motor, v, m in zip(lin_motors, (vel * f).tolist(), (np.abs(f) / fps).tolist()):
+                motor.set_target_velocity(vec3(*v))
+                motor.set_max_motor_force(vec3(*m))
+
+    return tick
 
 
 @dataclass(frozen=True)
@@ -213,12 +250,8 @@ class _Plan:
         sprung = [k for k, jt in enumerate(self.joints)
                   if np.any(np.asarray(jt.spring_linear) != 0) or np.any(np.asarray(jt.spring_angular) != 0)]
         self.spring_joints = np.array(sprung, np.int64)
-        j = self.spring_joints
         self.k_lin = np.array([self.joints[k].spring_linear for k in sprung], np.float64).reshape(-1, 3)
         self.k_ang = np.array([self.joints[k].spring_angular for k in sprung], np.float64).reshape(-1, 3)
-        # both ends of every spring in one gather and one product per sub-step: bodies a, then bodies b
-        self.spring_ends = np.concatenate([layout.a[j], layout.b[j]])
-        self.spring_frames = np.concatenate([layout.frame_a[j], layout.frame_b[j]])
         self.lin_rows = np.flatnonzero((self.k_lin != 0).any(1))          # spring rows with a linear motor
         self.ang_rows, self.ang_axes = np.nonzero(self.k_ang != 0)        # (row, axis) per angular motor
         self.k_lin_motor, self.k_ang_motor = self.k_lin[self.lin_rows], self.k_ang[self.ang_rows, self.ang_axes]
@@ -352,15 +385,17 @@ class PhysicsWorld:
                 ang[row, axis] = rot
             self.world.attach_constraint(c, False)
             self.constraints.append(c)
-        self._lin_motors = [lin[int(r)] for r in plan.lin_rows]
-        self._ang_motors = [ang[int(r), int(a)] for r, a in zip(plan.ang_rows, plan.ang_axes)]
-        # bound setters, called from C through map(operator.call, ...) (a Python loop costs as much again)
-        self._ang_velocity = [m.set_target_velocity for m in self._ang_motors]
-        self._ang_force = [m.set_max_motor_force for m in self._ang_motors]
+        lin_motors = [lin[int(r)] for r in plan.lin_rows]
+        ang_motors = [ang[int(r), int(a)] for r, a in zip(plan.ang_rows, plan.ang_axes)]
+        # the springs are refreshed before every internal step, where Bullet's own spring constraint does
+        # it; the callback holds the constraints and motors but not the world (no cycle through C++)
+        if plan.spring_joints.size:
+            self.world.set_tick_callback(_spring_tick(plan, self.constraints, lin_motors, ang_motors, Vec3), True)
         self._dyn_nodes = [self.nodes[k] for k in plan.dynamic.tolist()]
         self._dynamic, self._kinematic = plan.dynamic, plan.kinematic
         self.written = plan.written
         self._bodies = None          # (B, 4, 4) the state after the last step, or None (read afresh)
+        self._stepped = False        # stepped since the motion states were last brought up to date
 
     # ------------------------------------------------------------------------------ transforms
     def _place(self, ks, frames: np.ndarray) -> None:
@@ -389,6 +424,7 @@ class PhysicsWorld:
 
     def body_matrices(self) -> np.ndarray:
         """(B, 4, 4) the bodies' current frames (model space)."""
+        self._sync()
         return self._read(self.nodes)
 
     def _body_targets(self, world: np.ndarray) -> np.ndarray:
@@ -405,7 +441,7 @@ class PhysicsWorld:
         zero = self._vec3(0, 0, 0)
         # Bullet gives a kinematic body the velocity that carries it from its last stepped place to its new
         # one; panda3d moves only its motion state, so the first step saw every kinematic body fly from the
-        # origin (where it was made) to its bone in 1/120 s and yank whatever is jointed to it (a skirt
+        # origin (where it was made) to its bone in one frame and yank whatever is jointed to it (a skirt
         # strand rose 6 units in a frame). Placed as a static body, its last place is set as well.
         kinematic = [self.nodes[k] for k in self._kinematic.tolist()]
         for node in kinematic:
@@ -423,50 +459,31 @@ class PhysicsWorld:
         lay = self.layout
         return _offsets(bodies[lay.a] @ lay.frame_a, bodies[lay.b] @ lay.frame_b)
 
-    def _update_springs(self, bodies: np.ndarray, h: float) -> None:
-        """Bullet's spring: each sprung axis's limit motor pushes back toward the rest offset (module doc)."""
-        plan = self.plan
-        if not plan.spring_joints.size:
-            return
-        frames = bodies[plan.spring_ends] @ plan.spring_frames        # (2S, 4, 4) joint frames A, then B
-        fa, fb = np.split(frames, 2)
-        fps = 1.0 / h
-        vel = fps / SOLVER_ITERATIONS        # * damping, 1 as in Bullet
-        if self._lin_motors:
-            rows = plan.lin_rows
-            linear = np.einsum("jki,jk->ji", fa[rows, :3, :3], fb[rows, :3, 3] - fa[rows, :3, 3])
-            f = linear * plan.k_lin_motor
-            vec3 = self._vec3
-            for motor, v, m in zip(self._lin_motors, (vel * f).tolist(), (np.abs(f) / fps).tolist()):
-                motor.set_target_velocity(vec3(*v))
-                motor.set_max_motor_force(vec3(*m))
-        angles = bullet_euler_xyz(np.swapaxes(fa[:, :3, :3], 1, 2) @ fb[:, :3, :3])
-        f = -angles[plan.ang_rows, plan.ang_axes] * plan.k_ang_motor
-        _drain(map(operator.call, self._ang_velocity, (vel * f).tolist()))
-        _drain(map(operator.call, self._ang_force, (np.abs(f) / fps).tolist()))
-
     def advance(self, world: np.ndarray, frames: int = 1) -> None:
         """Simulate ``frames`` MMD frames with the kinematic bodies at their bones in ``world`` (n, 4, 4, the
         before-physics bone frames)."""
         self.advance_kinematic(self.plan.kinematic_frames(world[self.plan.kin_bones]), frames)
 
     def advance_kinematic(self, kinematic: np.ndarray, frames: int = 1) -> None:
-        """:meth:`advance` given the kinematic bodies' frames (K, 4, 4) (``_Plan.kinematic_frames``)."""
-        kin = self._kinematic
-        h = 1.0 / (FRAME_RATE * SUBSTEPS)
-        self._place(kin, kinematic)
-        # the bodies' frames: kinematic ones as placed, dynamic ones as read after each sub-step (the
-        # state after the previous step is kept, so a frame reads them once less)
-        if self._bodies is None:
-            self._bodies = self.body_matrices()
-        bodies = self._bodies
-        bodies[kin] = kinematic
-        for i in range(frames * SUBSTEPS):
-            if i:
-                self._read_dynamic(bodies)
-            self._update_springs(bodies, h)
-            self.world.do_physics(h, 0, h)        # max_substeps 0: exactly one step of h
-        self._read_dynamic(bodies)
+        """:meth:`advance` given the kinematic bodies' frames (K, 4, 4) (``_Plan.kinematic_frames``).
+
+        As MMD steps Bullet: one call per frame, ``SUBSTEPS`` fixed sub-steps inside it, so a kinematic
+        body moved this frame carries the velocity of that move over the whole frame in both sub-steps
+        (float32 1/60 is exactly twice float32 1/120: always two steps, nothing left over)."""
+        self._place(self._kinematic, kinematic)
+        step = self.world.do_physics
+        for _ in range(frames):
+            step(1.0 / FRAME_RATE, SUBSTEPS, 1.0 / (FRAME_RATE * SUBSTEPS))
+        self._bodies, self._stepped = None, True
+
+    def _sync(self) -> None:
+        """Bring the bodies' reported transforms up to the simulated state. After fixed sub-steps Bullet
+        reports each dynamic body extrapolated back by one sub-step (its latency motion-state
+        interpolation, which panda3d does not expose); a zero-length variable step steps nothing and
+        reports the current transforms."""
+        if self._stepped:
+            self.world.do_physics(0.0, 0, 1.0 / (FRAME_RATE * SUBSTEPS))
+            self._stepped = False
 
     def bones(self, world: np.ndarray) -> np.ndarray:
         """A copy of the bone frames ``world`` (n, 4, 4) with the bones of dynamic bodies (and their
@@ -479,11 +496,6 @@ class PhysicsWorld:
         """:meth:`advance` then :meth:`bones`: the bone frames after ``frames`` MMD frames at ``world``."""
         self.advance(world, frames)
         return self.bones(world)
-
-    def _read_dynamic(self, bodies: np.ndarray) -> None:
-        """Refresh the dynamic bodies' rows of ``bodies`` (B, 4, 4) from the engine."""
-        if self._dynamic.size:
-            bodies[self._dynamic] = self._read(self._dyn_nodes)
 
     def _write_back(self, world: np.ndarray, bodies: np.ndarray) -> np.ndarray:
         """Bones of dynamic bodies take their body's frame (mode 1) or rotation (mode 2: at the position its
@@ -547,11 +559,11 @@ class SettleSettings:
     (smoothstep easing), then hold it ``hold_frames``.
 
     The defaults (2/15-4/15 s, then 8 frames) are what ``python3 bench/physics.py --sweep --poses 16`` chose:
-    the bones end a median 1.7% of Gene's size from where a 4 s settle puts them (1.7% for 10-20+8, 1.2% for
-    30-60+10 at 2.5 times the cost), 1.1% for a generated long-haired character (whose long chains swing on
-    after a quicker ease: 0.8% for 10-20+8), and a generated skirt leaves the raised thighs as well as with
-    longer settles. Starting from the hanging rest pose, that is as near as 10-20+8 came from the bones'
-    places, at 13% less cost."""
+    the bones end a median 1.6% of Gene's size from where a 4 s settle puts them (1.6% for 10-20+8, 1.1% for
+    30-60+10 at 2.2 times the cost), 1.2% for a generated long-haired character (whose long chains swing on
+    after a quicker ease: 1.1% for 10-20+8, 0.4% for 30-60+10), and a generated skirt leaves the raised
+    thighs (158 skirt vertices inside them over the sweep's poses, 650 kinematic) about as well as with
+    longer settles."""
     min_frames: int = setting(8, kind=int, low=1, high=600)
     max_frames: int = setting(16, kind=int, low=1, high=600)
     hold_frames: int = setting(8, kind=int, low=0, high=600)

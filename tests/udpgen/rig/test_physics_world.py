@@ -59,21 +59,42 @@ def _tips(rig: Rig) -> list[int]:
     return [i for i in under if not sk.children[i] and model.bones[i].parent in driven]
 
 
-def test_constraint_angles_match_bullets_own(long_hair):
-    """The spring emulation measures the joint offsets Bullet's 6-DOF constraint measures (getAngle,
-    getRelativePivotPosition), read after one sub-step, when Bullet's cached values are the pre-step ones."""
+def test_springs_read_the_offsets_bullet_measures_now(long_hair):
+    """The spring callback makes each sprung constraint measure its offsets afresh (Bullet's getAngle and
+    getRelativePivotPosition otherwise hold the values of the previous step's start): they are then the
+    offsets of the current bodies."""
+    from udpgen.rig.physics_world import _spring_tick
+
     rig = Rig(long_hair)
     ph = Physics(long_hair, rig.skeleton)
     w = ph.world()
     w.step(rig.pose_bones(_tilted_back(rig)).world, 10)
     linear, angular = w._joint_offsets(w.body_matrices())
+    rows = ph.plan.spring_joints
+    sprung = [w.constraints[k] for k in rows.tolist()]
+    stale = np.array([[c.get_angle(i) for i in range(3)] for c in sprung])
+    _spring_tick(ph.plan, w.constraints, [], [], None)(None)
+    got_a = np.array([[c.get_angle(i) for i in range(3)] for c in sprung])
+    got_l = np.array([[c.get_pivot(i) for i in range(3)] for c in sprung])
+    assert np.abs(angular[rows]).max() > 0.05            # the joints are bent, not at rest
+    assert np.abs(stale - angular[rows]).max() > 1e-3     # and moved since the last step began
+    np.testing.assert_allclose(angular[rows], got_a, atol=1e-4)
+    np.testing.assert_allclose(linear[rows], got_l, atol=1e-4)
+
+
+def test_a_frame_reads_the_state_simulated_not_bullets_late_report(long_hair):
+    """One frame (two fixed sub-steps in one call, as MMD steps) gives the bytes of two single steps: the
+    read is brought up to the state simulated, not Bullet's report extrapolated one sub-step back."""
+    rig = Rig(long_hair)
+    ph = Physics(long_hair, rig.skeleton)
+    framed, stepped = ph.world(), ph.world()
+    framed.advance(ph.rest_world, 3)
     h = 1 / 120
-    w.world.do_physics(h, 0, h)
-    got_a = np.array([[c.get_angle(i) for i in range(3)] for c in w.constraints])
-    got_l = np.array([[c.get_pivot(i) for i in range(3)] for c in w.constraints])
-    assert np.abs(angular).max() > 0.05            # the joints are bent, not at rest
-    np.testing.assert_allclose(angular, got_a, atol=1e-4)
-    np.testing.assert_allclose(linear, got_l, atol=1e-4)
+    for _ in range(6):
+        stepped.world.do_physics(h, 0, h)
+    moved = np.abs(framed.body_matrices() - ph.world().body_matrices()).max()
+    assert moved > 1e-3
+    np.testing.assert_array_equal(framed.body_matrices(), stepped._read(stepped.nodes))
 
 
 def test_kinematic_bodies_follow_their_bones_exactly(long_hair):
