@@ -43,6 +43,24 @@ def collect_inputs(inp: Path, exclude: Path | None = None) -> list[tuple[Path, P
             for f, r in zip(files, rels)]
 
 
+def _sorted(rows: list[dict]) -> list[dict]:
+    """Failures first, then by rising confidence: the order a reviewer works through."""
+    return sorted(rows, key=lambda r: (r["confidence"] is not None, r["confidence"] or 0.0, r["input"]))
+
+
+def _earlier_rows(meta: Path, rows: list[dict]) -> list[dict]:
+    """The rows an earlier run recorded in ``meta`` (matte.json) for outputs this run does not write: a second
+    `udpgen matte` into the same folder (one image again, with scribbles) keeps the others listed. An
+    unreadable file is replaced, as before."""
+    try:
+        old = json.loads(meta.read_text("utf-8"))["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    now = {r["target"] for r in rows}
+    return [r for r in old if isinstance(r, dict) and "input" in r and "confidence" in r
+            and (r.get("target") or r.get("output")) not in now]
+
+
 def _thumb(rgba: np.ndarray, size: int = THUMB) -> np.ndarray:
     """(H, W, 4) uint8 -> (h, w, 4) uint8 with max(h, w) <= size: what the review sheet keeps per image."""
     import cv2
@@ -166,7 +184,7 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
             row["error"], row["notes"] = str(e), [f"failed: {e}"]
             tqdm.write(f"udpgen matte: {e}", file=sys.stderr)
         rows.append(row)
-    order = sorted(rows, key=lambda r: (r["confidence"] is not None, r["confidence"] or 0.0, r["input"]))
+    order = _sorted(rows)
     if report:
         ok = [r for r in order if r.get("_thumb") is not None]
         if ok:
@@ -179,7 +197,8 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
     # matte.json: what `udpgen matte-review` lists (confidences, inputs); written on every run
     out_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out_dir / "matte.json",
-                       json.dumps({"results": order}, indent=1).encode("utf-8"))
+                       json.dumps({"results": _sorted(_earlier_rows(out_dir / "matte.json", rows) + rows)},
+                                  indent=1).encode("utf-8"))
     if as_json:
         json.dump({"images": len(rows), "failed": failed, "results": order}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -346,3 +346,22 @@ def test_handdrawn_leaves_out_rejected_images_and_keeps_accepted_ones(folder, tm
     assert again.exit_code == 1 and "inputs differ" in again.output
     res = CliRunner().invoke(main, args + ["--overwrite"])
     assert res.exit_code == 0 and json.loads(res.stdout)["views"] == 3
+
+
+def test_matting_one_image_again_keeps_the_others_listed(folder):
+    """A second `udpgen matte` into the same folder (one image again) replaces that image's row in matte.json
+    and keeps the rows of the images it did not touch, so matte-review still lists them all."""
+    src, out, _ = folder
+    before = {r["target"]: r for r in json.loads((out / "matte.json").read_text())["results"]}
+    one = src / "alice"
+    res = CliRunner().invoke(main, ["matte", str(one / "1.jpg"), "--out", str(out / "alice")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["matte", str(one), "--out", str(out / "alice")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "alice" / "matte.json").read_text())["results"]
+    assert sorted(r["target"] for r in rows) == ["0.png", "1.png", "2.png"]       # not four: 1.png replaced
+    res = CliRunner().invoke(main, ["matte", str(one / "2.jpg"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    after = json.loads((out / "matte.json").read_text())["results"]
+    assert sorted(r["target"] for r in after) == sorted([*before, "2.png"])
+    assert len(list_items(out, src)) == 4
