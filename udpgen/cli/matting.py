@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 import numpy as np
@@ -59,6 +59,23 @@ def _earlier_rows(meta: Path, rows: list[dict]) -> list[dict]:
     now = {r["target"] for r in rows}
     return [r for r in old if isinstance(r, dict) and "input" in r and "confidence" in r
             and (r.get("target") or r.get("output")) not in now]
+
+
+def _as_recorded(meta: Path, src: Path, rel_in: Path, rel: Path) -> tuple[Path, Path, Path]:
+    """One image given alone whose earlier run into this --out recorded it (matte.json): its paths as then,
+    so a re-matte (with scribbles, say) replaces that cut-out in its sub-folder and finds its markers where
+    the folder run looked, instead of adding NAME.png at the top. Unrecorded: as given."""
+    try:
+        old = json.loads(meta.read_text("utf-8"))["results"]
+        me = src.resolve()
+        row = next(r for r in old if isinstance(r, dict) and Path(str(r.get("input"))).resolve() == me)
+        target, was = PurePosixPath(row["target"]), PurePosixPath(row["rel"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return src, rel_in, rel
+    # the file is ours but may have been edited: only plain relative paths inside --out are followed
+    if any(p.is_absolute() or ".." in p.parts or not p.name for p in (target, was)) or target.suffix != ".png":
+        return src, rel_in, rel
+    return src, Path(was), Path(target)
 
 
 def _thumb(rgba: np.ndarray, size: int = THUMB) -> np.ndarray:
@@ -145,6 +162,8 @@ def matte_cmd(input_path: Path, out_dir: Path, markers_dir: Path | None, report:
         segment = None
 
     jobs = collect_inputs(input_path, exclude=out_dir)
+    if input_path.is_file():
+        jobs = [_as_recorded(out_dir / "matte.json", *jobs[0])]
     if not jobs:
         raise UdpgenError(f"{input_path}: no images found")
     if report and any(rel.as_posix() in ("report.png", "report.html") for _, _, rel in jobs):

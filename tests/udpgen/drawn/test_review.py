@@ -348,9 +348,10 @@ def test_handdrawn_leaves_out_rejected_images_and_keeps_accepted_ones(folder, tm
     assert res.exit_code == 0 and json.loads(res.stdout)["views"] == 3
 
 
-def test_matting_one_image_again_keeps_the_others_listed(folder):
+def test_matting_one_image_again_keeps_the_others_listed_and_its_place(folder):
     """A second `udpgen matte` into the same folder (one image again) replaces that image's row in matte.json
-    and keeps the rows of the images it did not touch, so matte-review still lists them all."""
+    and keeps the rows of the images it did not touch, so matte-review still lists them all; an image given
+    alone goes back to the sub-folder its folder run recorded."""
     src, out, _ = folder
     before = {r["target"]: r for r in json.loads((out / "matte.json").read_text())["results"]}
     one = src / "alice"
@@ -360,8 +361,21 @@ def test_matting_one_image_again_keeps_the_others_listed(folder):
     assert res.exit_code == 0, res.output
     rows = json.loads((out / "alice" / "matte.json").read_text())["results"]
     assert sorted(r["target"] for r in rows) == ["0.png", "1.png", "2.png"]       # not four: 1.png replaced
+    # given alone, an image the folder run recorded goes back where that run put it (its sub-folder)
+    (out / "alice" / "2.png").unlink()
     res = CliRunner().invoke(main, ["matte", str(one / "2.jpg"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     after = json.loads((out / "matte.json").read_text())["results"]
-    assert sorted(r["target"] for r in after) == sorted([*before, "2.png"])
-    assert len(list_items(out, src)) == 4
+    assert sorted(r["target"] for r in after) == sorted(before)
+    assert (out / "alice" / "2.png").is_file() and not (out / "2.png").exists()
+    assert next(r for r in after if r["target"] == "alice/2.png")["rel"] == "alice/2.jpg"    # markers/alice/2.png
+    assert len(list_items(out, src)) == 3
+    # a target that leaves --out (an edited matte.json) is not followed
+    meta = out / "matte.json"
+    rows = json.loads(meta.read_text())["results"]
+    for r in rows:
+        r["target"] = "../escaped.png"
+    meta.write_text(json.dumps({"results": rows}))
+    res = CliRunner().invoke(main, ["matte", str(one / "2.jpg"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "2.png").is_file() and not (out.parent / "escaped.png").exists()
