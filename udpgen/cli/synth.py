@@ -37,7 +37,7 @@ from udpgen.cli.options import physics_settle_option, shard_job_options
 @click.option("--physics-warmup", type=click.FloatRange(0, 10), default=0.0, show_default=True, metavar="SECONDS",
               help="Simulate this much of a motion before each of its frames that is drawn, as MMD plays it "
                    "(0: settle the frame from the rest pose, like a random pose; a 1 s warm-up costs about "
-                   "5 times as much physics as the default settle, 2 s about 9 times).")
+                   "5 times as much physics as the default settle, 2 s about 10 times).")
 @physics_settle_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def synth(models, motions, out, size, poses, motion_frames, views, views_per_sample, samples_per_shard, workers,
