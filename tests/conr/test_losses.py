@@ -224,25 +224,31 @@ def _head(k=2):
     return torch.nn.Conv2d(3, 4 * k, 3, padding=1)
 
 
+def _ddp_loss_step(rank, out):
+    x, batch = _labelled_batch()
+    half = slice(2 * rank, 2 * rank + 2)                           # rank 0: the labelled samples, rank 1: none
+    x, batch = x[half], {k: v[half] for k, v in batch.items()}
+    net = torch.nn.parallel.DistributedDataParallel(_head())
+    det = net(x).unflatten(1, (2, 4))
+    counts = ddp_counts(batch["labelled"], torch.ones_like(batch["labelled"]))
+    losses = CoNRLoss(LossConfig())(TrainOutput(det, None, None), batch, counts)
+    losses["total"].backward()                                     # DDP averages the gradients over ranks
+    torch.save({"losses": {k: v.detach() for k, v in losses.items()},
+                "grad": net.module.weight.grad.clone()}, f"{out}/rank{rank}.pt")
+
+
 def _ddp_loss_worker(rank, port, out):
     import os
+
+    from conr.train import teardown_distributed
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        x, batch = _labelled_batch()
-        half = slice(2 * rank, 2 * rank + 2)                       # rank 0: the labelled samples, rank 1: none
-        x, batch = x[half], {k: v[half] for k, v in batch.items()}
-        net = torch.nn.parallel.DistributedDataParallel(_head())
-        det = net(x).unflatten(1, (2, 4))
-        counts = ddp_counts(batch["labelled"], torch.ones_like(batch["labelled"]))
-        losses = CoNRLoss(LossConfig())(TrainOutput(det, None, None), batch, counts)
-        losses["total"].backward()                                 # DDP averages the gradients over ranks
-        torch.save({"losses": {k: v.detach() for k, v in losses.items()},
-                    "grad": net.module.weight.grad.clone()}, f"{out}/rank{rank}.pt")
+        _ddp_loss_step(rank, out)                                  # returns: its DDP module is garbage now
     finally:
-        torch.distributed.destroy_process_group()
+        teardown_distributed()
 
 
 def test_ddp_labelled_losses_equal_one_process_over_the_whole_batch(tmp_path):

@@ -210,10 +210,10 @@ def _ddp_worker(rank, port, shards_dir, out, overrides):
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
     cfg = tiny(*overrides)
-    try:
-        train(cfg, None, out, loader_fn=interleaved(shards_dir, cfg), log=quiet)
-    finally:
-        torch.distributed.destroy_process_group()
+    train(cfg, None, out, loader_fn=interleaved(shards_dir, cfg), log=quiet)
+    # train started the group from torchrun's variables, so it destroys it: left to interpreter exit, gloo
+    # aborts the process now and then, and torchrun would call the run failed
+    assert not torch.distributed.is_initialized()
 
 
 def test_ddp_two_cpu_processes_equal_one_process(shards, tmp_path):
